@@ -1,0 +1,687 @@
+//! The burst engine one worker runs: everything between "these frames arrived on port
+//! P" and "forward this one, drop that one, send these RSTs". It owns the worker's flow
+//! shard outright and reads the current policy through an `Arc` swapped by command.
+//!
+//! A burst is processed in two passes (VPP's shape): pass 1 parses every frame, runs the
+//! stateless rules, builds the flow key and hash and prefetches the hash bucket; pass 2
+//! looks up / creates flows and applies their verdicts. Between bursts [`Engine::poll`]
+//! handles management commands, a slice of idle expiry and a slice of any running
+//! capture/flush scan, so forwarding never waits for a large table.
+//!
+//! Nothing here allocates, locks, makes syscalls or panics.
+
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
+
+use super::cmd::{AlertRecord, Command, Event, FlowRecord, Reply, ScanKind, ScanRequest};
+use super::counters::{DropReason, WorkerCounters};
+use super::{MAX_BURST, RST_FRAME_MAX};
+use crate::flow::{EndReason, FlowEntry, FlowKey, FlowShard, FlowState, ShardConfig};
+use crate::packet::{tcp_flags, PacketMeta, Parsed, Tuple, Verdict};
+use crate::policy::{CompiledPolicy, StatelessAction, StreamException, NO_RULE};
+use crate::wire::{self, build};
+
+/// What to do with one received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send it out of the peer port of the port it arrived on.
+    Forward,
+    Drop(DropReason),
+}
+
+/// A generated TCP RST frame and where it goes.
+#[derive(Clone, Copy)]
+pub struct Rst {
+    pub frame: [u8; RST_FRAME_MAX],
+    pub len: u16,
+    /// True: out of the port the triggering packet came in on (towards its sender).
+    /// False: onward, out of the peer port (towards its receiver).
+    pub back: bool,
+}
+
+/// RSTs one burst can generate (two per packet at most).
+pub type RstBuf = ArrayVec<Rst, { MAX_BURST * 2 }>;
+
+/// The rings a worker shares with the management thread (one producer, one consumer each).
+pub struct WorkerRings {
+    pub commands: ArrayQueue<Command>,
+    pub replies: ArrayQueue<Reply>,
+    pub events: ArrayQueue<Event>,
+    /// Latest counters snapshots (the oldest is overwritten when full).
+    pub stats: ArrayQueue<WorkerCounters>,
+}
+
+impl WorkerRings {
+    pub fn new(commands: usize, replies: usize, events: usize) -> WorkerRings {
+        WorkerRings {
+            commands: ArrayQueue::new(commands.max(1)),
+            replies: ArrayQueue::new(replies.max(1)),
+            events: ArrayQueue::new(events.max(1)),
+            stats: ArrayQueue::new(4),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub worker: u16,
+    pub shard: ShardConfig,
+    pub vlan_zone: bool,
+    pub pass_malformed: bool,
+    pub pass_non_ip: bool,
+    /// Forward new flows untracked when the shard is full (default: drop them).
+    pub pass_untracked_when_full: bool,
+    pub expiry_slots_per_poll: u32,
+    pub scan_slots_per_poll: u32,
+    pub ticks_per_sec: u64,
+}
+
+/// Per-packet scratch filled by pass 1 and consumed by pass 2.
+#[derive(Clone, Copy, Default)]
+struct Staged {
+    meta: PacketMeta,
+    key: Option<FlowKey>,
+    swapped: bool,
+    hash: u64,
+}
+
+struct ActiveScan {
+    req: Box<ScanRequest>,
+    started_at: u64,
+    cursor: u32,
+    scanned: u64,
+    matched: u64,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    shard: FlowShard,
+    policy: Arc<CompiledPolicy>,
+    rule_hits: Box<[u64]>,
+    counters: WorkerCounters,
+    staged: [Staged; MAX_BURST],
+    scan: Option<ActiveScan>,
+    /// A reply the ring had no room for; retried before any new command is taken.
+    pending_reply: Option<Reply>,
+    next_publish: u64,
+}
+
+impl Engine {
+    /// Builds the engine and preallocates its shard (the only allocation it makes).
+    pub fn new(cfg: EngineConfig, policy: Arc<CompiledPolicy>, rule_hits: Box<[u64]>) -> Engine {
+        let shard = FlowShard::new(&cfg.shard);
+        let mut counters = WorkerCounters {
+            table_capacity: shard.capacity() as u64,
+            policy_epoch: policy.epoch(),
+            ..WorkerCounters::default()
+        };
+        counters.flows_active = 0;
+        Engine {
+            cfg,
+            shard,
+            policy,
+            rule_hits,
+            counters,
+            staged: [Staged::default(); MAX_BURST],
+            scan: None,
+            pending_reply: None,
+            next_publish: 0,
+        }
+    }
+
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.counters
+    }
+
+    /// The glue counts transmit results here (tx packets/bytes, tx_full drops).
+    pub fn counters_mut(&mut self) -> &mut WorkerCounters {
+        &mut self.counters
+    }
+
+    pub fn shard(&self) -> &FlowShard {
+        &self.shard
+    }
+
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    /// Decides every frame of a burst that arrived on `in_port`. `actions[i]` receives the
+    /// decision for `frames[i]`; generated RSTs are appended to `rsts`.
+    pub fn process_burst(
+        &mut self,
+        in_port: usize,
+        frames: &[&[u8]],
+        now: u64,
+        actions: &mut [Action],
+        rsts: &mut RstBuf,
+        events: &ArrayQueue<Event>,
+    ) {
+        let n = frames.len().min(actions.len()).min(MAX_BURST);
+        self.stage_burst(in_port, &frames[..n], &mut actions[..n]);
+        for i in 0..n {
+            if let Some(key) = self.staged[i].key {
+                actions[i] = self.decide_tracked(i, key, frames[i], now, rsts, events);
+                if let Action::Drop(r) = actions[i] {
+                    self.counters.drop(in_port, r, 1);
+                }
+            }
+        }
+    }
+
+    /// Pass 1: parse, stateless rules, key, hash, bucket prefetch.
+    fn stage_burst(&mut self, in_port: usize, frames: &[&[u8]], actions: &mut [Action]) {
+        let Engine {
+            policy,
+            shard,
+            staged,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let mut rx_bytes = 0u64;
+        for (i, frame) in frames.iter().enumerate() {
+            rx_bytes += frame.len() as u64;
+            let s = &mut staged[i];
+            s.key = None;
+            actions[i] = match wire::parse_frame(frame) {
+                Ok(Parsed::Ip(m)) => match policy.stateless(&m) {
+                    StatelessAction::ForwardToSfe => {
+                        let (key, swapped) = FlowKey::from_meta(&m, cfg.vlan_zone);
+                        let hash = key.hash();
+                        shard.prefetch_bucket(hash);
+                        *s = Staged {
+                            meta: m,
+                            key: Some(key),
+                            swapped,
+                            hash,
+                        };
+                        Action::Forward // replaced in pass 2
+                    }
+                    StatelessAction::Pass => {
+                        counters.by_engine_action[0][0] += 1;
+                        Action::Forward
+                    }
+                    StatelessAction::Drop => {
+                        counters.by_engine_action[0][1] += 1;
+                        counters.drop(in_port, DropReason::Stateless, 1);
+                        Action::Drop(DropReason::Stateless)
+                    }
+                },
+                Ok(Parsed::NonIp { .. }) => {
+                    counters.non_ip += 1;
+                    if cfg.pass_non_ip {
+                        Action::Forward
+                    } else {
+                        counters.drop(in_port, DropReason::NonIp, 1);
+                        Action::Drop(DropReason::NonIp)
+                    }
+                }
+                Err(_) => {
+                    counters.malformed += 1;
+                    if cfg.pass_malformed {
+                        Action::Forward
+                    } else {
+                        counters.drop(in_port, DropReason::Malformed, 1);
+                        Action::Drop(DropReason::Malformed)
+                    }
+                }
+            };
+        }
+        if let Some(p) = counters.ports.get_mut(in_port) {
+            p.rx_packets += frames.len() as u64;
+            p.rx_bytes += rx_bytes;
+        }
+    }
+
+    /// Pass 2 for one packet that the stateless engine handed to the stateful one.
+    fn decide_tracked(
+        &mut self,
+        i: usize,
+        key: FlowKey,
+        frame: &[u8],
+        now: u64,
+        rsts: &mut RstBuf,
+        events: &ArrayQueue<Event>,
+    ) -> Action {
+        let Staged {
+            meta: m,
+            swapped,
+            hash,
+            ..
+        } = self.staged[i];
+        let pure_syn = m.is_tcp()
+            && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
+        if let Some(id) = self.shard.lookup(&key, hash) {
+            let state = self.shard.entry(id).state();
+            // A new connection reusing the 5-tuple of a closed one is a new flow, judged by
+            // the policy in force now.
+            if pure_syn && matches!(state, FlowState::Closed | FlowState::TimeWait) {
+                let old = self.shard.remove(id);
+                self.counters.flows_closed += 1;
+                self.emit_end(&old, EndReason::Timeout, now, events);
+            } else {
+                self.shard.update(id, swapped, &m, now);
+                let e = self.shard.entry(id);
+                return self.apply_verdict(e.verdict(), e.state(), &m, frame, rsts);
+            }
+        }
+        if m.is_tcp() && !pure_syn {
+            return self.midstream(key, hash, swapped, &m, frame, now, rsts, events);
+        }
+        let decision = self.policy.stateful(&Tuple::of(&m), false);
+        match self.create_flow(key, hash, swapped, &m, now, decision, events) {
+            Some((verdict, state)) => self.apply_verdict(verdict, state, &m, frame, rsts),
+            None if self.cfg.pass_untracked_when_full => Action::Forward,
+            None => Action::Drop(DropReason::TableFull),
+        }
+    }
+
+    /// A TCP packet that does not open a connection and has no flow: the stream exception
+    /// policy decides.
+    #[allow(clippy::too_many_arguments)]
+    fn midstream(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        swapped: bool,
+        m: &PacketMeta,
+        frame: &[u8],
+        now: u64,
+        rsts: &mut RstBuf,
+        events: &ArrayQueue<Event>,
+    ) -> Action {
+        match self.policy.stream_exception() {
+            StreamException::Drop => {
+                self.counters.midstream_dropped += 1;
+                Action::Drop(DropReason::Midstream)
+            }
+            StreamException::Reject => {
+                self.counters.midstream_rejected += 1;
+                // Never answer a RST with a RST.
+                if !m.has_flag(tcp_flags::RST) {
+                    self.push_rsts(m, frame, true, rsts);
+                }
+                Action::Drop(DropReason::Midstream)
+            }
+            StreamException::Continue => {
+                self.counters.midstream_continued += 1;
+                let decision = self.policy.stateful(&Tuple::of(m), true);
+                match self.create_flow(key, hash, swapped, m, now, decision, events) {
+                    Some((verdict, state)) => self.apply_verdict(verdict, state, m, frame, rsts),
+                    None if self.cfg.pass_untracked_when_full => Action::Forward,
+                    None => Action::Drop(DropReason::TableFull),
+                }
+            }
+        }
+    }
+
+    /// Creates the flow `m` opens with the stateful `decision`; `None` when the shard is full.
+    #[allow(clippy::too_many_arguments)]
+    fn create_flow(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        swapped: bool,
+        m: &PacketMeta,
+        now: u64,
+        decision: crate::policy::StatefulDecision,
+        events: &ArrayQueue<Event>,
+    ) -> Option<(Verdict, FlowState)> {
+        let Engine {
+            shard,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let worker = cfg.worker;
+        let mut evicted = 0u64;
+        let inserted = shard.insert(&key, hash, swapped, m, now, &mut |e: &FlowEntry| {
+            evicted += 1;
+            let record = FlowRecord::of(e, worker, now);
+            if events
+                .push(Event::FlowEnd {
+                    record,
+                    reason: EndReason::Evicted,
+                })
+                .is_err()
+            {
+                counters.events_dropped += 1;
+            }
+        });
+        self.counters.flows_evicted += evicted;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(_) => {
+                self.counters.table_full_events += 1;
+                return None;
+            }
+        };
+        let epoch = self.policy.epoch();
+        let e = self.shard.entry_mut(id);
+        e.set_verdict(decision.verdict, decision.sid, decision.rule_index, epoch);
+        let state = e.state();
+        let record = FlowRecord::of(e, worker, now);
+        self.counters.flows_created += 1;
+        if let Some(h) = self.rule_hits.get_mut(decision.rule_index as usize) {
+            *h += 1;
+        }
+        let engine_action = match decision.verdict {
+            Verdict::Pass => 0,
+            Verdict::Drop | Verdict::DropEstablished => 1,
+            Verdict::Reject => 2,
+        };
+        self.counters.by_engine_action[1][engine_action] += 1;
+        let blocked = decision.verdict != Verdict::Pass && decision.verdict != Verdict::DropEstablished;
+        if decision.alert_rule_index != NO_RULE || blocked {
+            let (rule_index, alert_only) = if blocked {
+                (decision.rule_index, false)
+            } else {
+                self.counters.by_engine_action[1][3] += 1;
+                (decision.alert_rule_index, true)
+            };
+            let sid = self
+                .policy
+                .rules()
+                .get(rule_index as usize)
+                .map_or(decision.sid, |r| r.sid);
+            let alert = AlertRecord {
+                tuple: Tuple::of(m),
+                vlan: m.vlan,
+                rule_index,
+                sid,
+                epoch,
+                verdict: decision.verdict,
+                alert_only,
+                to_server: true,
+                at: now,
+                worker,
+                flow_id: record.flow_id,
+            };
+            if events.push(Event::Alert(alert)).is_err() {
+                self.counters.events_dropped += 1;
+            }
+        }
+        Some((decision.verdict, state))
+    }
+
+    fn apply_verdict(
+        &mut self,
+        verdict: Verdict,
+        state: FlowState,
+        m: &PacketMeta,
+        frame: &[u8],
+        rsts: &mut RstBuf,
+    ) -> Action {
+        match verdict {
+            Verdict::Pass => Action::Forward,
+            Verdict::Drop => Action::Drop(DropReason::Policy),
+            Verdict::Reject => {
+                if m.is_tcp() && !m.has_flag(tcp_flags::RST) {
+                    self.push_rsts(m, frame, false, rsts);
+                }
+                Action::Drop(DropReason::Policy)
+            }
+            Verdict::DropEstablished => {
+                if m.is_tcp() && matches!(state, FlowState::SynSent | FlowState::SynRecv) {
+                    Action::Forward
+                } else {
+                    Action::Drop(DropReason::Policy)
+                }
+            }
+        }
+    }
+
+    /// A RST back to the sender (RFC 9293 reset generation) and, for a midstream packet,
+    /// one onward to its receiver with the sender's sequence number, so both ends of a
+    /// flushed connection learn at once that it is gone.
+    fn push_rsts(&mut self, m: &PacketMeta, frame: &[u8], onward: bool, rsts: &mut RstBuf) {
+        let mut back = Rst {
+            frame: [0; RST_FRAME_MAX],
+            len: 0,
+            back: true,
+        };
+        if let Some(len) = build::build_tcp_rst(frame, m, &mut back.frame) {
+            back.len = len as u16;
+            if rsts.try_push(back).is_ok() {
+                self.counters.rsts_sent += 1;
+            }
+        }
+        if onward && !m.has_flag(tcp_flags::SYN) {
+            let mut fwd = Rst {
+                frame: [0; RST_FRAME_MAX],
+                len: 0,
+                back: false,
+            };
+            if let Some(len) = build::build_tcp_rst_forward(frame, m, m.tcp_seq, &mut fwd.frame) {
+                fwd.len = len as u16;
+                if rsts.try_push(fwd).is_ok() {
+                    self.counters.rsts_sent += 1;
+                }
+            }
+        }
+    }
+
+    fn emit_end(&mut self, e: &FlowEntry, reason: EndReason, now: u64, events: &ArrayQueue<Event>) {
+        let record = FlowRecord::of(e, self.cfg.worker, now);
+        if events.push(Event::FlowEnd { record, reason }).is_err() {
+            self.counters.events_dropped += 1;
+        }
+    }
+
+    /// Work between bursts: commands, a slice of idle expiry, a slice of a running scan,
+    /// and the periodic counters snapshot. Returns a requested stall (fault injection).
+    pub fn poll(&mut self, now: u64, rings: &WorkerRings) -> Option<u32> {
+        self.counters.loops += 1;
+        let mut stall = None;
+        if let Some(r) = self.pending_reply.take() {
+            if let Err(r) = rings.replies.push(r) {
+                self.pending_reply = Some(r);
+            }
+        }
+        if self.pending_reply.is_none() {
+            if let Some(cmd) = rings.commands.pop() {
+                stall = self.handle_command(cmd, now, rings);
+            }
+        }
+        self.expire_slice(now, &rings.events);
+        self.scan_slice(now, rings);
+        if now >= self.next_publish {
+            self.next_publish = now + self.cfg.ticks_per_sec / 10;
+            self.publish_stats(rings);
+        }
+        stall
+    }
+
+    fn publish_stats(&mut self, rings: &WorkerRings) {
+        self.counters.flows_active = self.shard.len() as u64;
+        self.counters.emergency_mode = self.shard.in_emergency();
+        self.counters.policy_epoch = self.policy.epoch();
+        rings.stats.force_push(self.counters);
+    }
+
+    fn reply(&mut self, r: Reply, rings: &WorkerRings) {
+        if let Err(r) = rings.replies.push(r) {
+            self.pending_reply = Some(r);
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command, now: u64, rings: &WorkerRings) -> Option<u32> {
+        match cmd {
+            Command::Stats => self.publish_stats(rings),
+            Command::SwapPolicy { policy, rule_hits } => {
+                let epoch = policy.epoch();
+                let old = std::mem::replace(&mut self.policy, policy);
+                let old_hits = std::mem::replace(&mut self.rule_hits, rule_hits);
+                self.counters.policy_epoch = epoch;
+                self.reply(
+                    Reply::PolicySwapped {
+                        epoch,
+                        old,
+                        old_hits,
+                    },
+                    rings,
+                );
+            }
+            Command::RuleHits { mut buf } => {
+                let n = buf.len().min(self.rule_hits.len());
+                buf[..n].copy_from_slice(&self.rule_hits[..n]);
+                let epoch = self.policy.epoch();
+                self.reply(Reply::RuleHits { epoch, hits: buf }, rings);
+            }
+            Command::StartScan(req) => {
+                if let Some(prev) = self.scan.take() {
+                    self.finish_scan(prev, true, rings);
+                }
+                self.scan = Some(ActiveScan {
+                    req,
+                    started_at: now,
+                    cursor: 0,
+                    scanned: 0,
+                    matched: 0,
+                });
+            }
+            Command::CancelScan { op } => {
+                if self.scan.as_ref().is_some_and(|s| s.req.op == op) {
+                    if let Some(s) = self.scan.take() {
+                        self.finish_scan(s, true, rings);
+                    }
+                }
+            }
+            Command::Stall { millis } => return Some(millis),
+        }
+        None
+    }
+
+    fn finish_scan(&mut self, s: ActiveScan, cancelled: bool, rings: &WorkerRings) {
+        self.reply(
+            Reply::ScanDone {
+                op: s.req.op,
+                scanned: s.scanned,
+                matched: s.matched,
+                cancelled,
+            },
+            rings,
+        );
+    }
+
+    fn expire_slice(&mut self, now: u64, events: &ArrayQueue<Event>) {
+        let Engine {
+            shard,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let worker = cfg.worker;
+        shard.expire_slice(now, cfg.expiry_slots_per_poll, &mut |e: &FlowEntry| {
+            if matches!(e.state(), FlowState::Closed | FlowState::TimeWait) {
+                counters.flows_closed += 1;
+            } else {
+                counters.flows_expired += 1;
+            }
+            let record = FlowRecord::of(e, worker, now);
+            if events
+                .push(Event::FlowEnd {
+                    record,
+                    reason: EndReason::Timeout,
+                })
+                .is_err()
+            {
+                counters.events_dropped += 1;
+            }
+        });
+    }
+
+    /// One bounded slice of the running capture/flush. Results stream out on the reply
+    /// ring; when it lacks room for a whole slice the scan waits (backpressure) instead of
+    /// losing results or blocking the worker.
+    fn scan_slice(&mut self, now: u64, rings: &WorkerRings) {
+        if self.pending_reply.is_some() {
+            return;
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return;
+        };
+        let slots = self.cfg.scan_slots_per_poll;
+        let free = rings.replies.capacity() - rings.replies.len();
+        if free < slots as usize + 1 {
+            self.counters.scan_stalls += 1;
+            return;
+        }
+        let Engine {
+            shard,
+            policy,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let worker = cfg.worker;
+        let flush = scan.req.kind == ScanKind::Flush;
+        let started_at = scan.started_at;
+        let op = scan.req.op;
+        let filter = &scan.req.filter;
+        let mut matched = 0u64;
+        let mut scanned = 0u64;
+        let next = shard.scan(scan.cursor, slots, &mut |_, e: &FlowEntry| {
+            scanned += 1;
+            // Flows created after the operation started are not part of it.
+            if e.first_seen() > started_at || !filter.matches(e, now, policy) {
+                return false;
+            }
+            matched += 1;
+            let record = FlowRecord::of(e, worker, now);
+            // Room was checked above: this ring has one producer (us).
+            let _ = rings.replies.push(Reply::ScanFlow { op, record });
+            if flush {
+                counters.flows_flushed += 1;
+                if rings
+                    .events
+                    .push(Event::FlowEnd {
+                        record,
+                        reason: EndReason::Flushed,
+                    })
+                    .is_err()
+                {
+                    counters.events_dropped += 1;
+                }
+            }
+            flush
+        });
+        scan.scanned += scanned;
+        scan.matched += matched;
+        match next {
+            Some(c) => scan.cursor = c,
+            None => {
+                if let Some(s) = self.scan.take() {
+                    self.finish_scan(s, false, rings);
+                }
+            }
+        }
+    }
+
+    /// Shutdown: every flow still in the table ends with reason `shutdown`.
+    pub fn shutdown(&mut self, now: u64, events: &ArrayQueue<Event>) {
+        let Engine {
+            shard,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let worker = cfg.worker;
+        shard.drain_all(&mut |e: &FlowEntry| {
+            let record = FlowRecord::of(e, worker, now);
+            if events
+                .push(Event::FlowEnd {
+                    record,
+                    reason: EndReason::Shutdown,
+                })
+                .is_err()
+            {
+                counters.events_dropped += 1;
+            }
+        });
+        self.counters.flows_active = 0;
+    }
+}

@@ -1,0 +1,615 @@
+//! The appliance's configuration file: one TOML document, validated at start with
+//! errors that name the file, the key and why. Relative paths resolve against the
+//! config file's directory.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration was refused: the file, the key path and the reason.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub appliance: Appliance,
+    pub eal: Eal,
+    #[serde(rename = "port_pair")]
+    pub port_pairs: Vec<PortPair>,
+    pub workers: Workers,
+    #[serde(default)]
+    pub flow_table: FlowTable,
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    pub policy: PolicyRef,
+    #[serde(default)]
+    pub mgmt: Mgmt,
+    #[serde(default)]
+    pub logging: Logging,
+    #[serde(default)]
+    pub operations: Operations,
+    #[serde(default)]
+    pub debug: Debug,
+    /// The file this config was read from (set by [`Config::load`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appliance {
+    pub firewall_name: String,
+    pub firewall_arn: String,
+    /// The appliance's zone (AWS's AvailabilityZone): one operation at a time per zone.
+    pub zone: String,
+    /// Operation history, audit log and other durable state live here.
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eal {
+    /// EAL arguments, without the program name. `--file-prefix` is added when absent
+    /// (unique per process) so two appliances never share DPDK runtime files.
+    pub args: Vec<String>,
+    /// Mbufs in the packet pool (per appliance).
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+}
+
+fn default_mbufs() -> u32 {
+    16_383
+}
+
+/// Two ports joined as a virtual wire: what is allowed in on `a` leaves on `b` and back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortPair {
+    #[serde(default)]
+    pub name: String,
+    /// DPDK port names: vdev names (`net_af_packet0`) or PCI addresses (`0000:01:00.0`).
+    pub a: String,
+    pub b: String,
+    /// RX/TX queues per port; queue q of both ports is served by one worker.
+    #[serde(default = "one")]
+    pub queues: u16,
+    #[serde(default = "default_rx_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_tx_desc")]
+    pub tx_desc: u16,
+    #[serde(default = "yes")]
+    pub promiscuous: bool,
+}
+
+fn one() -> u16 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_rx_desc() -> u16 {
+    1024
+}
+fn default_tx_desc() -> u16 {
+    1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workers {
+    /// EAL lcore ids that run workers (each must be enabled in the EAL args, not the main lcore).
+    pub lcores: Vec<u32>,
+    #[serde(default = "default_burst")]
+    pub burst: u16,
+}
+
+fn default_burst() -> u16 {
+    32
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowTable {
+    pub capacity_per_worker: u32,
+    /// Whether the outer VLAN id is part of the flow key (separate zones per VLAN).
+    pub vlan_zone: bool,
+    pub timeouts: Timeouts,
+    pub emergency_timeouts: Timeouts,
+    /// Emergency mode (short timeouts) starts at this occupancy, in percent…
+    pub emergency_high_pct: u8,
+    /// …and ends when occupancy falls to this.
+    pub emergency_low_pct: u8,
+    /// What a full shard does with a new flow after emergency eviction failed.
+    pub full_action: FullAction,
+    /// Slab slots the idle-expiry scan examines per poll iteration.
+    pub expiry_slots_per_poll: u32,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        FlowTable {
+            capacity_per_worker: 1 << 20,
+            vlan_zone: true,
+            timeouts: Timeouts::default(),
+            emergency_timeouts: Timeouts::emergency(),
+            emergency_high_pct: 95,
+            emergency_low_pct: 80,
+            full_action: FullAction::DropNew,
+            expiry_slots_per_poll: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullAction {
+    /// Drop the new flow's packet; established flows keep working.
+    DropNew,
+    /// Forward the packet untracked (fail open for new flows; for labs only).
+    PassUntracked,
+}
+
+/// Idle timeouts in seconds, per protocol and state.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub tcp_new: u32,
+    pub tcp_established: u32,
+    pub tcp_closed: u32,
+    pub udp_new: u32,
+    pub udp_established: u32,
+    pub icmp_new: u32,
+    pub icmp_established: u32,
+    pub other_new: u32,
+    pub other_established: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_new: 60,
+            tcp_established: 350,
+            tcp_closed: 60,
+            udp_new: 30,
+            udp_established: 300,
+            icmp_new: 30,
+            icmp_established: 300,
+            other_new: 30,
+            other_established: 300,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Suricata's emergency timeouts.
+    pub fn emergency() -> Self {
+        Timeouts {
+            tcp_new: 5,
+            tcp_established: 100,
+            tcp_closed: 10,
+            udp_new: 10,
+            udp_established: 100,
+            icmp_new: 10,
+            icmp_established: 100,
+            other_new: 10,
+            other_established: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameAction {
+    Pass,
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// Malformed or truncated IP packets.
+    pub malformed_action: FrameAction,
+    /// Non-IP frames (ARP, LLDP, …): passed by default so the wire keeps working.
+    pub non_ip_action: FrameAction,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            malformed_action: FrameAction::Drop,
+            non_ip_action: FrameAction::Pass,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRef {
+    /// The policy file (TOML), relative to this config file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// AWS Signature Version 4 against `mgmt.keys`.
+    Sigv4,
+    /// No authentication: labs only, must be written explicitly.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mgmt {
+    /// API listener (AWS JSON 1.0, native /v1/, health, and metrics unless split).
+    pub listen: String,
+    /// Optional separate Prometheus listener.
+    pub metrics_listen: Option<String>,
+    pub auth: Option<AuthMode>,
+    pub region: String,
+    pub keys: Vec<AccessKey>,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
+    pub header_timeout_ms: u64,
+}
+
+impl Default for Mgmt {
+    fn default() -> Self {
+        Mgmt {
+            listen: "127.0.0.1:8480".into(),
+            metrics_listen: None,
+            auth: None,
+            region: "us-east-1".into(),
+            keys: Vec::new(),
+            max_connections: 64,
+            max_body_bytes: 1 << 20,
+            header_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// Flow log: a file path (relative to the config), `stdout`, or `off`.
+    pub flow_log: String,
+    pub alert_log: String,
+    pub audit_log: String,
+    /// Rotate a log file when it reaches this size.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`flow.log.1` … `flow.log.N`).
+    pub keep_files: u32,
+    /// Alert records written per second at most (excess counted as suppressed).
+    pub alert_rate_limit_per_sec: u32,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            flow_log: "flow.log".into(),
+            alert_log: "alert.log".into(),
+            audit_log: "audit.log".into(),
+            max_file_bytes: 64 << 20,
+            keep_files: 4,
+            alert_rate_limit_per_sec: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Operations {
+    pub history_retention_seconds: u64,
+    /// Result records kept per operation; beyond it results are partial.
+    pub result_cap: usize,
+    /// A worker that has not finished its scan within this time is reported missing.
+    pub worker_timeout_ms: u64,
+    /// Slab slots a worker scans per poll iteration while an operation runs.
+    pub scan_slots_per_poll: u32,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        Operations {
+            history_retention_seconds: 12 * 3600,
+            result_cap: 1_000_000,
+            worker_timeout_ms: 10_000,
+            scan_slots_per_poll: 512,
+        }
+    }
+}
+
+/// Fault injection for reliability tests; everything off by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Debug {
+    /// Enables `/v1/debug/*` fault-injection endpoints.
+    pub fault_injection: bool,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            ConfigError {
+                file: path.to_path_buf(),
+                key: line.map(|l| format!("line {l}")).unwrap_or_default(),
+                reason: e.message().to_string(),
+            }
+        })?;
+        cfg.source = path.to_path_buf();
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.appliance.state_dir = resolve(base, &cfg.appliance.state_dir);
+        cfg.policy.file = resolve(base, &cfg.policy.file);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.source.clone(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.appliance;
+        if a.firewall_name.is_empty() {
+            return Err(self.err("appliance.firewall_name", "must not be empty"));
+        }
+        if !a.firewall_arn.starts_with("arn:aws") || a.firewall_arn.len() > 256 {
+            return Err(self.err(
+                "appliance.firewall_arn",
+                "must start with 'arn:aws' and be at most 256 characters",
+            ));
+        }
+        if a.zone.is_empty() {
+            return Err(self.err("appliance.zone", "must not be empty"));
+        }
+        if self.port_pairs.is_empty() {
+            return Err(self.err("port_pair", "at least one [[port_pair]] is required"));
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.port_pairs.iter().enumerate() {
+            for n in [&p.a, &p.b] {
+                if n.is_empty() {
+                    return Err(self.err(&format!("port_pair[{i}]"), "port name is empty"));
+                }
+                if !names.insert(n.clone()) {
+                    return Err(self.err(
+                        &format!("port_pair[{i}]"),
+                        format!("port '{n}' is used twice"),
+                    ));
+                }
+            }
+            if p.queues == 0 || p.queues > 64 {
+                return Err(self.err(&format!("port_pair[{i}].queues"), "must be 1..=64"));
+            }
+        }
+        if self.port_pairs.len() * 2 > dataplane::worker::MAX_PORTS {
+            return Err(self.err(
+                "port_pair",
+                format!("at most {} port pairs", dataplane::worker::MAX_PORTS / 2),
+            ));
+        }
+        if self.workers.lcores.is_empty() {
+            return Err(self.err("workers.lcores", "at least one worker lcore is required"));
+        }
+        let mut seen = HashSet::new();
+        for l in &self.workers.lcores {
+            if !seen.insert(*l) {
+                return Err(self.err("workers.lcores", format!("lcore {l} listed twice")));
+            }
+        }
+        if self.workers.burst == 0 || self.workers.burst as usize > dataplane::worker::MAX_BURST {
+            return Err(self.err(
+                "workers.burst",
+                format!("must be 1..={}", dataplane::worker::MAX_BURST),
+            ));
+        }
+        let ft = &self.flow_table;
+        if ft.capacity_per_worker < 64 || ft.capacity_per_worker > (1 << 26) {
+            return Err(self.err(
+                "flow_table.capacity_per_worker",
+                "must be between 64 and 67108864",
+            ));
+        }
+        if !(ft.emergency_low_pct < ft.emergency_high_pct && ft.emergency_high_pct <= 100) {
+            return Err(self.err(
+                "flow_table.emergency_high_pct",
+                "need emergency_low_pct < emergency_high_pct <= 100",
+            ));
+        }
+        if !(60..=6000).contains(&ft.timeouts.tcp_established) {
+            return Err(self.err(
+                "flow_table.timeouts.tcp_established",
+                "must be 60..=6000 seconds (AWS TcpIdleTimeoutSeconds)",
+            ));
+        }
+        if ft.expiry_slots_per_poll == 0 {
+            return Err(self.err("flow_table.expiry_slots_per_poll", "must be > 0"));
+        }
+        let m = &self.mgmt;
+        m.listen.parse::<SocketAddr>().map_err(|e| {
+            self.err("mgmt.listen", format!("'{}' is not host:port: {e}", m.listen))
+        })?;
+        if let Some(ml) = &m.metrics_listen {
+            ml.parse::<SocketAddr>()
+                .map_err(|e| self.err("mgmt.metrics_listen", format!("'{ml}': {e}")))?;
+        }
+        match m.auth {
+            None => {
+                return Err(self.err(
+                    "mgmt.auth",
+                    "must be set explicitly: \"sigv4\" (with [[mgmt.keys]]) or \"none\" (labs only)",
+                ))
+            }
+            Some(AuthMode::Sigv4) if m.keys.is_empty() => {
+                return Err(self.err("mgmt.keys", "auth = \"sigv4\" needs at least one key"))
+            }
+            _ => {}
+        }
+        for (i, k) in m.keys.iter().enumerate() {
+            if k.access_key_id.len() < 4 || k.secret_access_key.len() < 8 {
+                return Err(self.err(
+                    &format!("mgmt.keys[{i}]"),
+                    "access_key_id (≥4 chars) and secret_access_key (≥8 chars) required",
+                ));
+            }
+        }
+        if m.max_connections == 0 || m.max_body_bytes < 1024 {
+            return Err(self.err(
+                "mgmt",
+                "max_connections must be > 0 and max_body_bytes >= 1024",
+            ));
+        }
+        let o = &self.operations;
+        if o.result_cap == 0 || o.worker_timeout_ms == 0 || o.scan_slots_per_poll == 0 {
+            return Err(self.err(
+                "operations",
+                "result_cap, worker_timeout_ms and scan_slots_per_poll must be > 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// EAL argv (program name first) with a unique `--file-prefix` unless one is given.
+    pub fn eal_argv(&self) -> Vec<String> {
+        let mut argv = vec!["flowgate".to_string()];
+        argv.extend(self.eal.args.iter().cloned());
+        if !self.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
+            argv.push(format!("--file-prefix=flowgate-{}", std::process::id()));
+        }
+        argv
+    }
+
+    /// A log destination resolved against the config's directory (`None` = off).
+    pub fn log_target(&self, v: &str) -> Option<LogTarget> {
+        match v {
+            "off" | "" => None,
+            "stdout" => Some(LogTarget::Stdout),
+            p => Some(LogTarget::File(resolve(
+                self.source.parent().unwrap_or(Path::new(".")),
+                Path::new(p),
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[appliance]
+firewall_name = "fw"
+firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/fw"
+zone = "zone-a"
+state_dir = "state"
+[eal]
+args = ["--no-huge"]
+[[port_pair]]
+a = "net_null0"
+b = "net_null1"
+[workers]
+lcores = [1]
+[policy]
+file = "p.toml"
+[mgmt]
+auth = "none"
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults_and_resolved_paths() {
+        let c = Config::from_str(MINIMAL, Path::new("/etc/fg/fw.toml")).unwrap();
+        assert_eq!(c.appliance.state_dir, Path::new("/etc/fg/state"));
+        assert_eq!(c.policy.file, Path::new("/etc/fg/p.toml"));
+        assert_eq!(c.flow_table.timeouts.tcp_established, 350);
+        assert_eq!(c.mgmt.listen, "127.0.0.1:8480");
+        assert!(c.eal_argv().iter().any(|a| a.starts_with("--file-prefix=")));
+        assert_eq!(
+            c.log_target(&c.logging.flow_log),
+            Some(LogTarget::File("/etc/fg/flow.log".into()))
+        );
+    }
+
+    fn err_of(text: &str) -> String {
+        Config::from_str(text, Path::new("fw.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_file_key_and_reason() {
+        let e = err_of(&MINIMAL.replace("auth = \"none\"", ""));
+        assert!(e.starts_with("fw.toml: mgmt.auth: must be set explicitly"), "{e}");
+        let e = err_of(&MINIMAL.replace("lcores = [1]", "lcores = [1, 1]"));
+        assert_eq!(e, "fw.toml: workers.lcores: lcore 1 listed twice");
+        let e = err_of(&MINIMAL.replace("net_null1", "net_null0"));
+        assert_eq!(e, "fw.toml: port_pair[0]: port 'net_null0' is used twice");
+        let e = err_of(&MINIMAL.replace("[mgmt]", "[mgmt]\nlisten = \"nowhere\""));
+        assert!(e.contains("mgmt.listen: 'nowhere' is not host:port"), "{e}");
+        let e = err_of(&format!("{MINIMAL}\n[flow_table.timeouts]\ntcp_established = 10\n"));
+        assert!(e.contains("tcp_established: must be 60..=6000"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_line() {
+        let e = err_of(&MINIMAL.replace("[workers]", "[workers]\nburts = 32"));
+        assert!(e.contains("line") && e.contains("unknown field `burts`"), "{e}");
+    }
+}
