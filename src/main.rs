@@ -1,1 +1,351 @@
-fn main() {}
+//! `flowgate`: the appliance. Loads and validates the config and policy, brings up the
+//! EAL, the ports and one worker per configured lcore, then runs the management side
+//! (HTTP APIs, metrics, logs, operations) until SIGINT/SIGTERM; SIGHUP reloads the policy.
+
+mod lcore;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::flow::{ShardConfig, TimeoutsSecs};
+use dataplane::worker::engine::{EngineConfig, WorkerRings};
+use dataplane::worker::Engine;
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
+use mgmt::app::{App, AppParts};
+use mgmt::clock::Clock;
+use mgmt::config::{Config, FrameAction, FullAction};
+use mgmt::control::{Control, WorkerLink};
+use mgmt::http::server::{Server, ServerLimits};
+use mgmt::policy_mgr::PolicyManager;
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("FLOWGATE_GIT_REV"),
+    ", built against DPDK ",
+    env!("FLOWGATE_DPDK_VERSION"),
+    ")"
+);
+
+const USAGE: &str = "usage: flowgate --config FILE [--check]
+       flowgate --version
+
+  --config FILE   the appliance configuration (TOML)
+  --check         validate the config and policy, then exit";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = None;
+    let mut check = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--version" | "-V" => {
+                println!("flowgate {VERSION}");
+                return ExitCode::SUCCESS;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--config" | "-c" => config = it.next().map(PathBuf::from),
+            "--check" => check = true,
+            other => {
+                eprintln!("flowgate: unknown argument '{other}'\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(config) = config else {
+        eprintln!("flowgate: --config FILE is required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    match run(&config, check) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn timeouts(t: &mgmt::config::Timeouts) -> TimeoutsSecs {
+    TimeoutsSecs {
+        tcp_new: t.tcp_new,
+        tcp_established: t.tcp_established,
+        tcp_closed: t.tcp_closed,
+        udp_new: t.udp_new,
+        udp_established: t.udp_established,
+        icmp_new: t.icmp_new,
+        icmp_established: t.icmp_established,
+        other_new: t.other_new,
+        other_established: t.other_established,
+    }
+}
+
+fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
+    let cfg = Config::load(config_path).map_err(|e| e.to_string())?;
+    let workers_n = cfg.workers.lcores.len();
+    let policy = PolicyManager::load(&cfg.policy.file, workers_n)
+        .map_err(|e| format!("policy refused: {e}"))?;
+    if check_only {
+        println!("config OK: {}", config_path.display());
+        println!("policy OK: {}", policy.current().summary());
+        return Ok(());
+    }
+    if cfg.mgmt.auth == Some(mgmt::config::AuthMode::None) {
+        eprintln!(
+            "flowgate: WARNING: mgmt.auth = \"none\": the management API on {} accepts unauthenticated requests (labs only)",
+            cfg.mgmt.listen
+        );
+    }
+    std::fs::create_dir_all(&cfg.appliance.state_dir).map_err(|e| {
+        format!(
+            "cannot create state_dir {}: {e}",
+            cfg.appliance.state_dir.display()
+        )
+    })?;
+
+    let argv = cfg.eal_argv();
+    let prefix = argv
+        .iter()
+        .find_map(|a| a.strip_prefix("--file-prefix="))
+        .map(str::to_string);
+    let eal = Eal::init(&argv).map_err(|e| format!("EAL init failed ({}): {e}", argv.join(" ")))?;
+    let result = run_with_eal(&eal, cfg, policy);
+    drop(eal);
+    if let Some(p) = prefix {
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
+    }
+    result
+}
+
+fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), String> {
+    let available = eal.worker_lcores();
+    for l in &cfg.workers.lcores {
+        if !available.contains(l) {
+            return Err(format!(
+                "{}: workers.lcores: lcore {l} is not an enabled worker lcore (EAL has {available:?}; main is {})",
+                cfg.source.display(),
+                eal.main_lcore()
+            ));
+        }
+    }
+    let pool = Arc::new(
+        Mempool::new(eal, "fg_pkt", cfg.eal.mbufs, 256, 2048 + 128)
+            .map_err(|e| format!("mbuf pool of {} failed: {e}", cfg.eal.mbufs))?,
+    );
+
+    // Ports, in pair order: index = pair * 2 + side.
+    let mut ports = Vec::new();
+    let mut port_names = Vec::new();
+    for (pi, pair) in cfg.port_pairs.iter().enumerate() {
+        for name in [&pair.a, &pair.b] {
+            let id = Port::by_name(eal, name).map_err(|e| {
+                format!("port_pair[{pi}]: port '{name}' not found ({e}); is its --vdev in eal.args?")
+            })?;
+            let pc = PortConfig {
+                rx_queues: pair.queues,
+                tx_queues: pair.queues,
+                rx_desc: pair.rx_desc,
+                tx_desc: pair.tx_desc,
+                symmetric_rss: pair.queues > 1,
+                promiscuous: pair.promiscuous,
+                mtu: None,
+            };
+            let (port, info) = Port::start(eal, id, &pc, &pool)
+                .map_err(|e| format!("port_pair[{pi}]: port '{name}' failed to start: {e}"))?;
+            eprintln!(
+                "flowgate: port {name}: driver {} queues {} rss {}",
+                info.driver, pair.queues, info.rss_enabled
+            );
+            ports.push(port);
+            port_names.push(name.clone());
+        }
+    }
+
+    // (pair, queue) assignments, round-robin over the workers.
+    let mut assignments: Vec<Vec<(usize, u16)>> = vec![Vec::new(); cfg.workers.lcores.len()];
+    let mut k = 0;
+    for (pi, pair) in cfg.port_pairs.iter().enumerate() {
+        for q in 0..pair.queues {
+            assignments[k % cfg.workers.lcores.len()].push((pi, q));
+            k += 1;
+        }
+    }
+
+    let ticks_per_sec = eal.tsc_hz();
+    let clock = Clock::new(ticks_per_sec, dpdk_bindings::tsc);
+    let stop = Arc::new(AtomicBool::new(false));
+    let current = policy.current();
+    let mut links = Vec::new();
+    let mut handles = Vec::new();
+    for (w, lcore) in cfg.workers.lcores.iter().enumerate() {
+        let ft = &cfg.flow_table;
+        let engine_cfg = EngineConfig {
+            worker: w as u16,
+            shard: ShardConfig {
+                capacity: ft.capacity_per_worker,
+                timeouts: timeouts(&ft.timeouts),
+                emergency_timeouts: timeouts(&ft.emergency_timeouts),
+                emergency_high_pct: ft.emergency_high_pct,
+                emergency_low_pct: ft.emergency_low_pct,
+                ticks_per_sec,
+            },
+            vlan_zone: ft.vlan_zone,
+            pass_malformed: cfg.dataplane.malformed_action == FrameAction::Pass,
+            pass_non_ip: cfg.dataplane.non_ip_action == FrameAction::Pass,
+            pass_untracked_when_full: ft.full_action == FullAction::PassUntracked,
+            expiry_slots_per_poll: ft.expiry_slots_per_poll,
+            scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
+            ticks_per_sec,
+        };
+        let engine = Engine::new(
+            engine_cfg,
+            Arc::clone(&current),
+            PolicyManager::hit_buffer(&current),
+        );
+        let rings = Arc::new(WorkerRings::new(64, 16_384, 65_536));
+        let mut queues = Vec::new();
+        for &(pi, q) in &assignments[w] {
+            let base = queues.len();
+            for side in 0..2 {
+                let port = &ports[pi * 2 + side];
+                queues.push(lcore::PortQueue {
+                    rx: port.rx_queue(q),
+                    tx: port.tx_queue(q),
+                    port: pi * 2 + side,
+                    peer: base + (1 - side),
+                });
+            }
+        }
+        let worker = lcore::Worker {
+            engine,
+            queues,
+            rings: Arc::clone(&rings),
+            pool: Arc::clone(&pool),
+            burst: cfg.workers.burst as usize,
+        };
+        let stop_w = Arc::clone(&stop);
+        let h = dpdk_bindings::launch_on_lcore(eal, *lcore, move || worker.run(stop_w))
+            .map_err(|e| format!("cannot launch worker {w} on lcore {lcore}: {e}"))?;
+        handles.push(h);
+        links.push(WorkerLink {
+            index: w as u16,
+            lcore: *lcore,
+            rings,
+        });
+    }
+    drop(current);
+
+    let control = Arc::new(Control::new(links, Duration::from_secs(2)));
+    let port_ids: Vec<(String, dpdk_bindings::PortId)> = port_names
+        .iter()
+        .cloned()
+        .zip(ports.iter().map(|p| p.id()))
+        .collect();
+    let pool_m = Arc::clone(&pool);
+    let app = App::new(AppParts {
+        cfg: cfg.clone(),
+        control: Arc::clone(&control),
+        policy,
+        clock,
+        ports: port_names.clone(),
+        port_stats: Box::new(move || {
+            port_ids
+                .iter()
+                .filter_map(|(n, id)| {
+                    dpdk_bindings::port_stats(*id).map(|s| {
+                        (
+                            n.clone(),
+                            [
+                                s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors,
+                                s.oerrors, s.rx_nombuf,
+                            ],
+                        )
+                    })
+                })
+                .collect()
+        }),
+        mempool: Box::new(move || (pool_m.in_use(), pool_m.capacity())),
+    });
+    let app = match app {
+        Ok(a) => a,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e);
+        }
+    };
+    let collector_stop = Arc::new(AtomicBool::new(false));
+    let collector = control
+        .spawn_collector(app.clone(), Arc::clone(&collector_stop))
+        .map_err(|e| format!("cannot start collector: {e}"))?;
+
+    let limits = ServerLimits {
+        max_connections: cfg.mgmt.max_connections,
+        max_body_bytes: cfg.mgmt.max_body_bytes,
+        header_timeout: Duration::from_millis(cfg.mgmt.header_timeout_ms),
+        ..ServerLimits::default()
+    };
+    let server = Server::bind(&cfg.mgmt.listen, limits.clone(), app.clone())
+        .map_err(|e| format!("mgmt.listen {}: {e}", cfg.mgmt.listen))?;
+    let metrics_server = match &cfg.mgmt.metrics_listen {
+        Some(addr) => Some(
+            Server::bind(addr, limits, app.clone())
+                .map_err(|e| format!("mgmt.metrics_listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    eprintln!(
+        "flowgate: {} workers on lcores {:?}; API on http://{}; policy {}",
+        cfg.workers.lcores.len(),
+        cfg.workers.lcores,
+        server.local_addr(),
+        app.policy.current().summary()
+    );
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&term))
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| format!("signal handler: {e}"))?;
+
+    while !term.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            let _ = app.reload_policy("SIGHUP", None);
+        }
+    }
+
+    eprintln!("flowgate: shutting down");
+    server.shutdown();
+    if let Some(s) = metrics_server {
+        s.shutdown();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = Vec::new();
+    for (w, h) in handles.into_iter().enumerate() {
+        if let Err(e) = h.join() {
+            failed.push(format!("worker {w}: {e}"));
+        }
+    }
+    collector_stop.store(true, Ordering::Relaxed);
+    let _ = collector.join();
+    control.drain_all(&*app);
+    app.close_logs();
+    drop(ports);
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("workers failed: {}", failed.join("; ")))
+    }
+}

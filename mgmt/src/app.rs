@@ -1,0 +1,530 @@
+//! The management application: owns the configuration, the worker control plane, the
+//! policy manager, the operation manager, the logs and the audit trail, and answers HTTP
+//! (health, metrics, the native `/v1/` API and the AWS JSON 1.0 API). It also receives
+//! everything the workers send (it is the collector's [`Sink`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use dataplane::policy::NO_RULE;
+use dataplane::worker::counters::DropReason;
+use dataplane::worker::{Event, Reply, WorkerCounters};
+
+use crate::audit::Audit;
+use crate::clock::Clock;
+use crate::config::{AuthMode, Config};
+use crate::control::{Control, Sink};
+use crate::http::server::{Handler, LimitKind, Request, Response};
+use crate::logs::{alert_record, netflow_records, Envelope, LineWriter, RateLimit};
+use crate::metrics::Families;
+use crate::ops::OpsManager;
+use crate::policy_mgr::PolicyManager;
+use crate::sigv4::{self, Credentials, KeyStore};
+
+/// Port names by the workers' port index (`pair * 2 + side`).
+pub type PortNames = Vec<String>;
+
+struct LogState {
+    flow: Option<LineWriter>,
+    alert: Option<LineWriter>,
+    alert_limit: RateLimit,
+    flow_records: u64,
+    alert_records: u64,
+    last_flush: Instant,
+}
+
+pub struct App {
+    pub cfg: Config,
+    pub control: Arc<Control>,
+    pub policy: PolicyManager,
+    pub ops: Arc<OpsManager>,
+    pub clock: Clock,
+    pub audit: Audit,
+    ports: PortNames,
+    keys: KeyStore,
+    envelope: Envelope,
+    logs: Mutex<LogState>,
+    started: Instant,
+    /// DPDK-level port statistics, provided by the binary (the mgmt crate has no FFI).
+    port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
+    mempool: Box<dyn Fn() -> (u32, u32) + Send + Sync>,
+}
+
+pub struct AppParts {
+    pub cfg: Config,
+    pub control: Arc<Control>,
+    pub policy: PolicyManager,
+    pub clock: Clock,
+    pub ports: PortNames,
+    pub port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
+    pub mempool: Box<dyn Fn() -> (u32, u32) + Send + Sync>,
+}
+
+impl App {
+    pub fn new(p: AppParts) -> Result<Arc<App>, String> {
+        let cfg = p.cfg;
+        let ops = OpsManager::new(&cfg, Arc::clone(&p.control), p.clock)?;
+        let open = |v: &str| -> Result<Option<LineWriter>, String> {
+            cfg.log_target(v)
+                .map(|t| {
+                    LineWriter::open(t.clone(), cfg.logging.max_file_bytes, cfg.logging.keep_files)
+                        .map_err(|e| format!("cannot open log {t:?}: {e}"))
+                })
+                .transpose()
+        };
+        let logs = LogState {
+            flow: open(&cfg.logging.flow_log)?,
+            alert: open(&cfg.logging.alert_log)?,
+            alert_limit: RateLimit::new(cfg.logging.alert_rate_limit_per_sec),
+            flow_records: 0,
+            alert_records: 0,
+            last_flush: Instant::now(),
+        };
+        let audit = Audit::open(cfg.log_target(&cfg.logging.audit_log))
+            .map_err(|e| format!("cannot open audit log: {e}"))?;
+        let keys = KeyStore::new(
+            cfg.mgmt
+                .keys
+                .iter()
+                .map(|k| Credentials {
+                    access_key_id: k.access_key_id.clone(),
+                    secret_access_key: k.secret_access_key.clone(),
+                })
+                .collect(),
+        );
+        let envelope = Envelope {
+            firewall_name: cfg.appliance.firewall_name.clone(),
+            zone: cfg.appliance.zone.clone(),
+        };
+        Ok(Arc::new(App {
+            cfg,
+            control: p.control,
+            policy: p.policy,
+            ops,
+            clock: p.clock,
+            audit,
+            ports: p.ports,
+            keys,
+            envelope,
+            logs: Mutex::new(logs),
+            started: Instant::now(),
+            port_stats: p.port_stats,
+            mempool: p.mempool,
+        }))
+    }
+
+    /// Re-reads the policy files (API, CLI and SIGHUP).
+    pub fn reload_policy(&self, caller: &str, source: Option<SocketAddr>) -> Result<Value, String> {
+        let res = self.policy.reload(&self.control);
+        let src = source.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        match &res {
+            Ok(p) => {
+                self.audit
+                    .record(caller, src, "ReloadPolicy", None, "ok", None, Some(&p.summary()));
+                eprintln!("flowgate: policy reloaded: {}", p.summary());
+            }
+            Err(e) => {
+                self.audit.record(
+                    caller,
+                    src,
+                    "ReloadPolicy",
+                    None,
+                    "refused",
+                    Some("InvalidPolicy"),
+                    Some(e),
+                );
+                eprintln!("flowgate: policy reload refused, running policy kept: {e}");
+            }
+        }
+        res.map(|p| {
+            json!({
+                "epoch": p.epoch(),
+                "rules": p.rules().len(),
+                "summary": p.summary(),
+                "file": self.policy.path().display().to_string(),
+            })
+        })
+    }
+
+    fn totals(views: &[WorkerCounters]) -> WorkerCounters {
+        let mut t = WorkerCounters::default();
+        for v in views {
+            t.flows_created += v.flows_created;
+            t.flows_closed += v.flows_closed;
+            t.flows_expired += v.flows_expired;
+            t.flows_flushed += v.flows_flushed;
+            t.flows_evicted += v.flows_evicted;
+            t.flows_active += v.flows_active;
+            t.table_capacity += v.table_capacity;
+            t.table_full_events += v.table_full_events;
+            t.midstream_dropped += v.midstream_dropped;
+            t.midstream_continued += v.midstream_continued;
+            t.midstream_rejected += v.midstream_rejected;
+            t.rsts_sent += v.rsts_sent;
+            t.malformed += v.malformed;
+            t.non_ip += v.non_ip;
+            t.events_dropped += v.events_dropped;
+            for (p, q) in t.ports.iter_mut().zip(v.ports.iter()) {
+                p.rx_packets += q.rx_packets;
+                p.rx_bytes += q.rx_bytes;
+                p.tx_packets += q.tx_packets;
+                p.tx_bytes += q.tx_bytes;
+                for (a, b) in p.dropped.iter_mut().zip(q.dropped.iter()) {
+                    *a += b;
+                }
+            }
+        }
+        t
+    }
+
+    /// `GET /v1/stats`: the live flow table and traffic, aggregated and per worker.
+    pub fn stats_json(&self) -> Value {
+        let views = self.control.views();
+        let counters: Vec<WorkerCounters> = views.iter().map(|v| v.counters).collect();
+        let t = Self::totals(&counters);
+        let stalled = self.control.stalled_workers();
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let p = &t.ports[i];
+                let drops: serde_json::Map<String, Value> = DropReason::ALL
+                    .iter()
+                    .map(|r| (r.as_str().to_string(), json!(p.dropped[*r as usize])))
+                    .collect();
+                json!({"port": name, "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
+                       "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes, "dropped": drops})
+            })
+            .collect();
+        let workers: Vec<Value> = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let c = &v.counters;
+                json!({"worker": i, "lcore": self.control.links()[i].lcore,
+                       "flows_active": c.flows_active, "table_capacity": c.table_capacity,
+                       "emergency_mode": c.emergency_mode, "policy_epoch": c.policy_epoch,
+                       "stalled": stalled.contains(&i), "loops": c.loops})
+            })
+            .collect();
+        let pol = self.policy.current();
+        json!({
+            "firewall_name": self.cfg.appliance.firewall_name,
+            "zone": self.cfg.appliance.zone,
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "policy": {"epoch": pol.epoch(), "rules": pol.rules().len(), "summary": pol.summary(),
+                       "last_reload_error": self.policy.last_error()},
+            "flows": {"active": t.flows_active, "capacity": t.table_capacity,
+                      "created": t.flows_created, "closed": t.flows_closed, "expired": t.flows_expired,
+                      "flushed": t.flows_flushed, "evicted": t.flows_evicted,
+                      "table_full": t.table_full_events},
+            "midstream": {"dropped": t.midstream_dropped, "continued": t.midstream_continued,
+                          "rejected": t.midstream_rejected, "rsts_sent": t.rsts_sent},
+            "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
+            "ports": ports,
+            "workers": workers,
+        })
+    }
+
+    /// `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let views = self.control.views();
+        let mut f = Families::default();
+        for (w, v) in views.iter().enumerate() {
+            let c = &v.counters;
+            let ws = w.to_string();
+            let wl = [("worker", ws.as_str())];
+            for (i, name) in self.ports.iter().enumerate() {
+                let p = &c.ports[i];
+                let l = [("port", name.as_str()), ("worker", ws.as_str())];
+                f.counter("flowgate_rx_packets_total", "Packets received", &l, p.rx_packets as f64);
+                f.counter("flowgate_rx_bytes_total", "Bytes received", &l, p.rx_bytes as f64);
+                f.counter("flowgate_tx_packets_total", "Packets transmitted", &l, p.tx_packets as f64);
+                f.counter("flowgate_tx_bytes_total", "Bytes transmitted", &l, p.tx_bytes as f64);
+                for r in DropReason::ALL {
+                    f.counter(
+                        "flowgate_dropped_packets_total",
+                        "Packets dropped, by the port they arrived on and why",
+                        &[("port", name.as_str()), ("worker", ws.as_str()), ("reason", r.as_str())],
+                        p.dropped[r as usize] as f64,
+                    );
+                }
+            }
+            f.gauge("flowgate_flows_active", "Flows in the table", &wl, c.flows_active as f64);
+            f.gauge("flowgate_flow_table_capacity", "Flow table capacity", &wl, c.table_capacity as f64);
+            f.gauge(
+                "flowgate_flow_table_occupancy_ratio",
+                "Flows in the table over its capacity",
+                &wl,
+                c.flows_active as f64 / (c.table_capacity.max(1)) as f64,
+            );
+            f.gauge("flowgate_flow_table_emergency", "1 while the shard is in emergency mode", &wl, c.emergency_mode as u8 as f64);
+            f.counter("flowgate_flows_created_total", "Flows created", &wl, c.flows_created as f64);
+            f.counter("flowgate_flows_closed_total", "Flows ended after a TCP close", &wl, c.flows_closed as f64);
+            f.counter("flowgate_flows_expired_total", "Flows ended by idle timeout", &wl, c.flows_expired as f64);
+            f.counter("flowgate_flows_flushed_total", "Flows removed by a flush", &wl, c.flows_flushed as f64);
+            f.counter("flowgate_flows_evicted_total", "Flows evicted to make room", &wl, c.flows_evicted as f64);
+            f.counter("flowgate_table_full_total", "New flows refused because the shard was full", &wl, c.table_full_events as f64);
+            for (outcome, v) in [
+                ("dropped", c.midstream_dropped),
+                ("continued", c.midstream_continued),
+                ("rejected", c.midstream_rejected),
+            ] {
+                f.counter(
+                    "flowgate_midstream_packets_total",
+                    "Midstream packets by stream exception outcome",
+                    &[("worker", ws.as_str()), ("outcome", outcome)],
+                    v as f64,
+                );
+            }
+            f.counter("flowgate_rsts_sent_total", "TCP resets generated", &wl, c.rsts_sent as f64);
+            for (e, engine) in ["stateless", "stateful"].iter().enumerate() {
+                for (a, action) in ["pass", "drop", "reject", "alert"].iter().enumerate() {
+                    f.counter(
+                        "flowgate_packets_by_action_total",
+                        "Decisions by engine and action (stateful: per new flow)",
+                        &[("worker", ws.as_str()), ("engine", engine), ("action", action)],
+                        c.by_engine_action[e][a] as f64,
+                    );
+                }
+            }
+            f.counter("flowgate_malformed_packets_total", "Malformed or truncated frames", &wl, c.malformed as f64);
+            f.counter("flowgate_events_dropped_total", "Flow/alert events lost because the event ring was full", &wl, c.events_dropped as f64);
+            f.gauge("flowgate_worker_policy_epoch", "Policy epoch the worker runs", &wl, c.policy_epoch as f64);
+            f.counter("flowgate_worker_loops_total", "Worker poll-loop iterations (heartbeat)", &wl, c.loops as f64);
+            f.gauge(
+                "flowgate_worker_stalled",
+                "1 when the worker's heartbeat stopped",
+                &wl,
+                self.control.stalled_workers().contains(&w) as u8 as f64,
+            );
+        }
+        for (w, (cmd, reply, ev)) in self.control.ring_depths().into_iter().enumerate() {
+            let ws = w.to_string();
+            for (ring, depth) in [("command", cmd), ("reply", reply), ("event", ev)] {
+                f.gauge(
+                    "flowgate_ring_depth",
+                    "Entries waiting in a worker ring",
+                    &[("worker", ws.as_str()), ("ring", ring)],
+                    depth as f64,
+                );
+            }
+        }
+        for ((sid, action), hits) in self.policy.rule_hits() {
+            let s = sid.to_string();
+            f.counter(
+                "flowgate_rule_hits_total",
+                "Flows decided (or alerted) by a stateful rule",
+                &[("sid", s.as_str()), ("action", action.as_str())],
+                hits as f64,
+            );
+        }
+        let pol = self.policy.current();
+        f.gauge("flowgate_policy_epoch", "Epoch of the policy in force", &[], pol.epoch() as f64);
+        f.counter("flowgate_policy_reloads_total", "Policy reloads by result", &[("result", "ok")], self.policy.reloads_ok.load(Ordering::Relaxed) as f64);
+        f.counter("flowgate_policy_reloads_total", "Policy reloads by result", &[("result", "failed")], self.policy.reloads_failed.load(Ordering::Relaxed) as f64);
+        f.gauge("flowgate_policy_last_reload_ok", "1 if the last reload succeeded", &[], self.policy.last_error().is_none() as u8 as f64);
+        for (port, s) in (self.port_stats)() {
+            let l = [("port", port.as_str())];
+            f.counter("flowgate_port_rx_missed_total", "Packets the NIC dropped (no RX descriptor)", &l, s[4] as f64);
+            f.counter("flowgate_port_rx_errors_total", "Erroneous received packets (NIC)", &l, s[5] as f64);
+            f.counter("flowgate_port_tx_errors_total", "Failed transmissions (NIC)", &l, s[6] as f64);
+            f.counter("flowgate_port_rx_nombuf_total", "RX mbuf allocation failures", &l, s[7] as f64);
+        }
+        let (in_use, cap) = (self.mempool)();
+        f.gauge("flowgate_mbuf_pool_in_use", "Mbufs in use", &[], in_use as f64);
+        f.gauge("flowgate_mbuf_pool_capacity", "Mbufs in the pool", &[], cap as f64);
+        {
+            let l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            f.counter("flowgate_flow_log_records_total", "Flow log records written", &[], l.flow_records as f64);
+            f.counter("flowgate_alert_log_records_total", "Alert log records written", &[], l.alert_records as f64);
+            f.counter("flowgate_alert_log_suppressed_total", "Alert records suppressed by the rate limit", &[], l.alert_limit.suppressed as f64);
+        }
+        self.ops.write_metrics(&mut f);
+        f.encode()
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        let stalled = self.control.stalled_workers();
+        if !stalled.is_empty() {
+            return Err(format!("workers not making progress: {stalled:?}"));
+        }
+        let views = self.control.views();
+        if let Some(w) = views.iter().position(|v| !v.seen) {
+            return Err(format!("worker {w} has not reported yet"));
+        }
+        Ok(())
+    }
+
+    /// Authenticates an API request; `Err` is the response to send.
+    fn authenticate(&self, req: &Request) -> Result<String, Response> {
+        if self.cfg.mgmt.auth == Some(AuthMode::None) {
+            return Ok("anonymous".into());
+        }
+        let vr = sigv4::VerifyRequest {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &req.headers,
+            body: &req.body,
+        };
+        sigv4::verify(&vr, &self.keys, &self.cfg.mgmt.region, "network-firewall", SystemTime::now())
+            .map_err(|e| {
+                let action = req
+                    .header("x-amz-target")
+                    .and_then(|t| t.rsplit('.').next())
+                    .unwrap_or(req.path.as_str())
+                    .to_string();
+                let key = req
+                    .header("authorization")
+                    .and_then(|a| a.split("Credential=").nth(1))
+                    .and_then(|c| c.split('/').next())
+                    .unwrap_or("-");
+                self.audit.record(key, req.peer, &action, None, "refused", Some(e.aws_type()), Some(&e.to_string()));
+                aws_error(e.http_status(), e.aws_type(), &e.to_string())
+            })
+    }
+
+    fn route(&self, req: &Request) -> Response {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/healthz") => Response::text(200, "ok\n"),
+            ("GET", "/readyz") => match self.ready() {
+                Ok(()) => Response::text(200, "ready\n"),
+                Err(why) => Response::text(503, &format!("not ready: {why}\n")),
+            },
+            ("GET", "/metrics") => Response::text(200, &self.metrics_text())
+                .with_header("Content-Type", "text/plain; version=0.0.4"),
+            ("POST", "/") => match self.authenticate(req) {
+                Ok(caller) => crate::aws_api::handle(&self.ops, &self.cfg, req, &caller, &self.audit),
+                Err(r) => r,
+            },
+            (_, p) if p.starts_with("/v1/") => match self.authenticate(req) {
+                Ok(caller) => self.route_v1(req, &caller),
+                Err(r) => r,
+            },
+            _ => Response::json(404, &json!({"error": "NotFound", "message": format!("no route for {} {}", req.method, req.path)})),
+        }
+    }
+
+    fn route_v1(&self, req: &Request, caller: &str) -> Response {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v1/stats") => Response::json(200, &self.stats_json()),
+            ("POST", "/v1/policy/reload") => match self.reload_policy(caller, Some(req.peer)) {
+                Ok(v) => Response::json(200, &v),
+                Err(e) => Response::json(400, &json!({"error": "InvalidPolicy", "message": e})),
+            },
+            ("GET", "/v1/policy") => {
+                let p = self.policy.current();
+                Response::json(200, &json!({"epoch": p.epoch(), "rules": p.rules().len(), "summary": p.summary(),
+                    "file": self.policy.path().display().to_string(), "last_reload_error": self.policy.last_error()}))
+            }
+            _ => crate::native_api::handle(&self.ops, req, caller, &self.audit).unwrap_or_else(|| {
+                Response::json(404, &json!({"error": "NotFound", "message": format!("no route for {} {}", req.method, req.path)}))
+            }),
+        }
+    }
+
+    fn log_events(&self, events: &mut dyn Iterator<Item = Event>) {
+        let mut l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let pol = self.policy.current();
+        for ev in events {
+            match ev {
+                Event::FlowEnd { record, reason } => {
+                    if let Some(w) = l.flow.as_mut() {
+                        for rec in netflow_records(&self.envelope, &self.clock, &record, reason) {
+                            w.write_line(&rec);
+                        }
+                        l.flow_records += 2;
+                    }
+                }
+                Event::Alert(a) => {
+                    if l.alert.is_none() || !l.alert_limit.allow() {
+                        continue;
+                    }
+                    let (msg, rev) = if a.rule_index == NO_RULE || a.epoch != pol.epoch() {
+                        (default_signature(a.sid), 0)
+                    } else {
+                        pol.rules()
+                            .get(a.rule_index as usize)
+                            .map_or((String::new(), 0), |r| (r.msg.clone(), r.rev))
+                    };
+                    let rec = alert_record(&self.envelope, &self.clock, &a, &msg, rev);
+                    if let Some(w) = l.alert.as_mut() {
+                        w.write_line(&rec);
+                    }
+                    l.alert_records += 1;
+                }
+            }
+        }
+    }
+
+    fn flush_logs(&self, force: bool) {
+        let mut l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        if force || l.last_flush.elapsed().as_millis() >= 200 {
+            if let Some(w) = l.flow.as_mut() {
+                w.flush();
+            }
+            if let Some(w) = l.alert.as_mut() {
+                w.flush();
+            }
+            l.last_flush = Instant::now();
+        }
+    }
+
+    /// Final flush at shutdown.
+    pub fn close_logs(&self) {
+        self.flush_logs(true);
+    }
+}
+
+fn default_signature(sid: u32) -> String {
+    format!("aws default action (sid {sid})")
+}
+
+/// The AWS error shape used for every refusal on the API listener.
+pub fn aws_error(status: u16, kind: &str, message: &str) -> Response {
+    Response::json(status, &json!({"__type": kind, "message": message}))
+        .with_header("Content-Type", "application/x-amz-json-1.0")
+}
+
+impl Sink for App {
+    fn on_reply(&self, worker: usize, reply: Reply) {
+        match reply {
+            Reply::PolicySwapped { old, old_hits, .. } => self.policy.on_swapped(worker, old, old_hits),
+            Reply::RuleHits { epoch, hits } => self.policy.on_rule_hits(worker, epoch, hits),
+            r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => self.ops.on_reply(worker, r),
+        }
+    }
+
+    fn on_events(&self, _worker: usize, events: &mut dyn Iterator<Item = Event>) {
+        self.log_events(events);
+    }
+
+    fn tick(&self) {
+        self.ops.tick();
+        self.flush_logs(false);
+        self.policy.request_rule_hits(&self.control);
+    }
+}
+
+impl Handler for App {
+    fn handle(&self, req: &Request) -> Response {
+        self.route(req)
+    }
+
+    fn on_limit(&self, kind: LimitKind, _peer: SocketAddr) -> Response {
+        let (status, ty, msg) = match kind {
+            LimitKind::BodyTooLarge => (413, "InvalidRequestException", "request body too large"),
+            LimitKind::HeadersTooLarge => (431, "InvalidRequestException", "request headers too large"),
+            LimitKind::Timeout => (408, "InvalidRequestException", "request not received in time"),
+            LimitKind::TooManyConnections => (503, "ThrottlingException", "too many connections"),
+            _ => (400, "InvalidRequestException", "malformed HTTP request"),
+        };
+        aws_error(status, ty, msg)
+    }
+}

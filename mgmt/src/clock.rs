@@ -1,0 +1,117 @@
+//! Converts the workers' TSC ticks to wall-clock time. The data path timestamps flows in
+//! ticks (cheap, monotonic); operators and logs want seconds and dates.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub ticks_per_sec: u64,
+    now_ticks: fn() -> u64,
+    t0: u64,
+    wall0: SystemTime,
+}
+
+impl Clock {
+    pub fn new(ticks_per_sec: u64, now_ticks: fn() -> u64) -> Clock {
+        Clock {
+            ticks_per_sec: ticks_per_sec.max(1),
+            now_ticks,
+            t0: now_ticks(),
+            wall0: SystemTime::now(),
+        }
+    }
+
+    pub fn now_ticks(&self) -> u64 {
+        (self.now_ticks)()
+    }
+
+    /// Wall time of a tick value.
+    pub fn wall(&self, ticks: u64) -> SystemTime {
+        let d = |t: u64| Duration::from_nanos((t as u128 * 1_000_000_000 / self.ticks_per_sec as u128) as u64);
+        if ticks >= self.t0 {
+            self.wall0 + d(ticks - self.t0)
+        } else {
+            self.wall0 - d(self.t0 - ticks)
+        }
+    }
+
+    pub fn secs(&self, ticks: u64) -> f64 {
+        ticks as f64 / self.ticks_per_sec as f64
+    }
+
+    pub fn ticks(&self, secs: u64) -> u64 {
+        secs.saturating_mul(self.ticks_per_sec)
+    }
+}
+
+pub fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Suricata's EVE timestamp: `2021-11-08T18:20:43.324542+0000`.
+pub fn eve_timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, da, h, mi, s) = civil(d.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:06}+0000",
+        d.subsec_micros()
+    )
+}
+
+/// RFC 3339 in UTC with milliseconds, for operation records and the audit log.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, da, h, mi, s) = civil(d.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        d.subsec_millis()
+    )
+}
+
+/// Days-from-civil inverse (Howard Hinnant's algorithm), UTC.
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_like_eve_and_rfc3339() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_636_395_643_324_542);
+        assert_eq!(eve_timestamp(t), "2021-11-08T18:20:43.324542+0000");
+        assert_eq!(rfc3339(t), "2021-11-08T18:20:43.324Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    fn fake_ticks() -> u64 {
+        5_000
+    }
+
+    #[test]
+    fn ticks_map_to_wall_time() {
+        let c = Clock::new(1000, fake_ticks);
+        let w = c.wall(6_000);
+        assert_eq!(w.duration_since(c.wall0).unwrap(), Duration::from_secs(1));
+        assert_eq!(c.ticks(3), 3000);
+    }
+}

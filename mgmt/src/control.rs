@@ -1,0 +1,200 @@
+//! The management thread's side of the worker rings. It never touches a shard: it sends
+//! commands, and one collector thread drains every worker's reply, event and stats rings,
+//! keeps the latest counters and each worker's heartbeat, and routes replies and events
+//! to whoever handles them ([`Sink`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dataplane::worker::cmd::Command;
+use dataplane::worker::engine::WorkerRings;
+use dataplane::worker::{Event, Reply, WorkerCounters};
+
+/// One worker as the management side knows it.
+pub struct WorkerLink {
+    pub index: u16,
+    pub lcore: u32,
+    pub rings: Arc<WorkerRings>,
+}
+
+/// Latest state per worker, as the collector saw it.
+#[derive(Clone, Copy)]
+pub struct WorkerView {
+    pub counters: WorkerCounters,
+    /// When the worker's loop counter last moved (its heartbeat).
+    pub last_progress: Instant,
+    pub seen: bool,
+}
+
+/// Receives what the workers send besides counters.
+pub trait Sink: Send + Sync {
+    fn on_reply(&self, worker: usize, reply: Reply);
+    /// Called with batches of events, in arrival order per worker.
+    fn on_events(&self, worker: usize, events: &mut dyn Iterator<Item = Event>);
+    /// Called about every 100 ms from the collector thread (timeouts, housekeeping).
+    fn tick(&self) {}
+}
+
+pub struct Control {
+    links: Vec<WorkerLink>,
+    views: Mutex<Vec<WorkerView>>,
+    /// Serialises command producers so each command ring keeps a single producer.
+    send_lock: Mutex<()>,
+    stall_after: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("worker {worker} did not accept the command within {waited_ms} ms (command ring full)")]
+pub struct SendError {
+    pub worker: usize,
+    pub waited_ms: u64,
+}
+
+impl Control {
+    pub fn new(links: Vec<WorkerLink>, stall_after: Duration) -> Control {
+        let now = Instant::now();
+        let views = links
+            .iter()
+            .map(|_| WorkerView {
+                counters: WorkerCounters::default(),
+                last_progress: now,
+                seen: false,
+            })
+            .collect();
+        Control {
+            links,
+            views: Mutex::new(views),
+            send_lock: Mutex::new(()),
+            stall_after,
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn links(&self) -> &[WorkerLink] {
+        &self.links
+    }
+
+    /// Pushes `cmd` to worker `w`, waiting up to `wait` for ring space.
+    pub fn send(&self, w: usize, cmd: Command, wait: Duration) -> Result<(), SendError> {
+        let _g = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + wait;
+        let mut cmd = cmd;
+        let link = &self.links[w];
+        loop {
+            match link.rings.commands.push(cmd) {
+                Ok(()) => return Ok(()),
+                Err(c) if Instant::now() < deadline => {
+                    cmd = c;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(_) => {
+                    return Err(SendError {
+                        worker: w,
+                        waited_ms: wait.as_millis() as u64,
+                    })
+                }
+            }
+        }
+    }
+
+    pub fn views(&self) -> Vec<WorkerView> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Workers whose loop counter has not moved for longer than the stall threshold.
+    pub fn stalled_workers(&self) -> Vec<usize> {
+        let now = Instant::now();
+        self.views()
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| now.duration_since(v.last_progress) > self.stall_after)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Command-ring depth per worker.
+    pub fn ring_depths(&self) -> Vec<(usize, usize, usize)> {
+        self.links
+            .iter()
+            .map(|l| {
+                (
+                    l.rings.commands.len(),
+                    l.rings.replies.len(),
+                    l.rings.events.len(),
+                )
+            })
+            .collect()
+    }
+
+    /// Drains every worker's rings once; returns whether anything was received.
+    fn drain_once(&self, sink: &dyn Sink) -> bool {
+        let mut any = false;
+        for (w, link) in self.links.iter().enumerate() {
+            let mut latest = None;
+            while let Some(s) = link.rings.stats.pop() {
+                latest = Some(s);
+            }
+            if let Some(s) = latest {
+                let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+                let v = &mut views[w];
+                if !v.seen || s.loops != v.counters.loops {
+                    v.last_progress = Instant::now();
+                }
+                v.seen = true;
+                v.counters = s;
+            }
+            // Bounded per round so one busy worker cannot starve the others.
+            for _ in 0..65_536 {
+                match link.rings.replies.pop() {
+                    Some(r) => {
+                        any = true;
+                        sink.on_reply(w, r);
+                    }
+                    None => break,
+                }
+            }
+            if !link.rings.events.is_empty() {
+                any = true;
+                let mut it = std::iter::from_fn(|| link.rings.events.pop()).take(65_536);
+                sink.on_events(w, &mut it);
+            }
+        }
+        any
+    }
+
+    /// Runs the collector until `stop` is set; drains once more before returning so
+    /// shutdown records (flows ended by `shutdown`) reach the logs.
+    pub fn spawn_collector(
+        self: &Arc<Self>,
+        sink: Arc<dyn Sink>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("fg-collector".into())
+            .spawn(move || {
+                let mut next_tick = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let busy = me.drain_once(&*sink);
+                    if Instant::now() >= next_tick {
+                        sink.tick();
+                        next_tick = Instant::now() + Duration::from_millis(100);
+                    }
+                    if !busy {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                while me.drain_once(&*sink) {}
+            })
+    }
+
+    /// Drains whatever is left (used at shutdown after the workers stopped).
+    pub fn drain_all(&self, sink: &dyn Sink) {
+        while self.drain_once(sink) {}
+    }
+}
