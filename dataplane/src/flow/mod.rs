@@ -1,1 +1,35 @@
-//! (being written)
+//! The per-worker flow table: bidirectional flow keys, the preallocated flow shard with
+//! its bucket index, TCP state tracking and incremental idle expiry.
+//!
+//! * [`key`]: [`FlowKey`], canonical for both directions, and its hash.
+//! * [`state`]: [`FlowState`] and [`Dir`].
+//! * [`entry`]: [`FlowEntry`], ≤ 128 bytes, cache-line aligned.
+//! * [`timeouts`]: idle timeouts per protocol and state.
+//! * [`shard`]: [`FlowShard`], one worker's table: lookup/insert/update/remove, emergency
+//!   eviction, expiry slices and bounded capture/flush scans.
+//! * `tcp` (private): the TCP state machine and sequence tracking.
+//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: cache warming.
+//!
+//! The burst loop is expected to: compute keys and hashes for the burst and call
+//! [`FlowShard::prefetch_bucket`] on each; then, a few packets ahead of the one it
+//! handles, [`FlowShard::lookup`] and [`FlowShard::prefetch_entry`]; then
+//! [`FlowShard::update`] or [`FlowShard::insert`].
+
+pub mod entry;
+mod index;
+pub mod key;
+mod prefetch;
+pub mod shard;
+pub mod state;
+mod tcp;
+pub mod timeouts;
+
+pub use entry::FlowEntry;
+pub use key::FlowKey;
+pub use shard::{
+    EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, EVICT_WINDOW,
+    MAX_CAPACITY,
+};
+pub use state::{Dir, FlowState};
+pub use tcp::RST_SEQ_WINDOW;
+pub use timeouts::{Timeouts, TimeoutsSecs};

@@ -1,0 +1,246 @@
+//! The hash index of a shard: a power-of-two array of 64-byte buckets, each holding up to
+//! seven `(hash tag, slab index)` pairs, so a lookup costs one cache line plus one entry.
+//!
+//! Placement is linear probing over buckets with F14-style overflow counts: a bucket's
+//! `overflow` counts the entries that probed past it because it was full, so a lookup
+//! stops at the first bucket with `overflow == 0`, and removal needs no tombstones (it
+//! decrements the counts along the removed entry's probe path). The bucket array is
+//! sized for a load factor of at most 1/2 at full slab capacity, so almost every key
+//! lives in its home bucket and insertion always finds room.
+
+use super::prefetch::touch;
+
+/// Pairs per bucket (7 × 8 bytes + overflow + padding = one cache line).
+const SLOTS: usize = 7;
+/// Slab index of an empty slot.
+const NO_ID: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Bucket {
+    tags: [u32; SLOTS],
+    /// Entries stored further along the probe sequence that passed this bucket.
+    overflow: u32,
+    ids: [u32; SLOTS],
+    _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        tags: [0; SLOTS],
+        overflow: 0,
+        ids: [NO_ID; SLOTS],
+        _pad: 0,
+    };
+}
+
+/// The part of the hash that selects a bucket is the low bits; the tag is the high half,
+/// so the two are independent for any table below 2^32 buckets.
+#[inline(always)]
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+pub(super) struct BucketIndex {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+}
+
+impl BucketIndex {
+    /// An empty index with room for `entries` keys at load factor ≤ 1/2.
+    pub(super) fn new(entries: u32) -> BucketIndex {
+        let needed = (u64::from(entries) * 2).div_ceil(SLOTS as u64).max(1);
+        let n = needed.next_power_of_two() as usize;
+        BucketIndex {
+            buckets: vec![Bucket::EMPTY; n].into_boxed_slice(),
+            mask: n - 1,
+        }
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask
+    }
+
+    #[inline(always)]
+    fn next(&self, b: usize) -> usize {
+        (b + 1) & self.mask
+    }
+
+    /// Number of buckets.
+    pub(super) fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Warms the home bucket of `hash`.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(self.home(hash)) {
+            touch(&b.overflow);
+        }
+    }
+
+    /// The slab index stored under `hash` for which `is_match` holds.
+    #[inline]
+    pub(super) fn find(&self, hash: u64, mut is_match: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = tag_of(hash);
+        let mut b = self.home(hash);
+        for _ in 0..self.buckets.len() {
+            let bucket = self.buckets.get(b)?;
+            for (&t, &id) in bucket.tags.iter().zip(&bucket.ids) {
+                if t == tag && id != NO_ID && is_match(id) {
+                    return Some(id);
+                }
+            }
+            if bucket.overflow == 0 {
+                return None;
+            }
+            b = self.next(b);
+        }
+        None
+    }
+
+    /// Slab indexes stored in the home bucket of `hash` (eviction candidates).
+    pub(super) fn home_ids(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        self.buckets
+            .get(self.home(hash))
+            .into_iter()
+            .flat_map(|b| b.ids.iter().copied().filter(|&id| id != NO_ID))
+    }
+
+    /// Adds `id` under `hash`. False only if every bucket is full, which the sizing rules
+    /// out while the slab holds at most the `entries` given to [`BucketIndex::new`].
+    pub(super) fn insert(&mut self, hash: u64, id: u32) -> bool {
+        let home = self.home(hash);
+        let mut b = home;
+        for distance in 0..self.buckets.len() {
+            let Some(bucket) = self.buckets.get_mut(b) else {
+                return false;
+            };
+            if let Some(s) = bucket.ids.iter().position(|&i| i == NO_ID) {
+                if let (Some(t), Some(i)) = (bucket.tags.get_mut(s), bucket.ids.get_mut(s)) {
+                    *t = tag_of(hash);
+                    *i = id;
+                }
+                self.adjust_overflow(home, distance, true);
+                return true;
+            }
+            b = self.next(b);
+        }
+        false
+    }
+
+    /// Removes `id` stored under `hash`; false if it is not there.
+    pub(super) fn remove(&mut self, hash: u64, id: u32) -> bool {
+        let home = self.home(hash);
+        let mut b = home;
+        for distance in 0..self.buckets.len() {
+            let Some(bucket) = self.buckets.get_mut(b) else {
+                return false;
+            };
+            if let Some(s) = bucket.ids.iter().position(|&i| i == id) {
+                if let (Some(t), Some(i)) = (bucket.tags.get_mut(s), bucket.ids.get_mut(s)) {
+                    *t = 0;
+                    *i = NO_ID;
+                }
+                self.adjust_overflow(home, distance, false);
+                return true;
+            }
+            if bucket.overflow == 0 {
+                return false;
+            }
+            b = self.next(b);
+        }
+        false
+    }
+
+    /// Counts (or uncounts) an entry that probed `distance` buckets past `home`.
+    fn adjust_overflow(&mut self, home: usize, distance: usize, add: bool) {
+        let mut b = home;
+        for _ in 0..distance {
+            if let Some(bucket) = self.buckets.get_mut(b) {
+                bucket.overflow = if add {
+                    bucket.overflow.saturating_add(1)
+                } else {
+                    bucket.overflow.saturating_sub(1)
+                };
+            }
+            b = self.next(b);
+        }
+    }
+
+    /// Empties the index (keeps its memory).
+    pub(super) fn clear(&mut self) {
+        self.buckets.fill(Bucket::EMPTY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sized_for_half_load() {
+        assert_eq!(BucketIndex::new(0).buckets(), 1);
+        assert_eq!(BucketIndex::new(7).buckets(), 2);
+        assert_eq!(BucketIndex::new(1_000_000).buckets(), 1 << 19);
+        for n in [1u32, 5, 100, 4097, 123_456] {
+            assert!(BucketIndex::new(n).buckets() * SLOTS >= 2 * n as usize);
+        }
+    }
+
+    #[test]
+    fn overflow_chains_survive_removal_in_any_order() {
+        // Everything hashes to bucket 0 of 4: the chain spills over three buckets.
+        let mut ix = BucketIndex::new(14);
+        assert_eq!(ix.buckets(), 4);
+        let hash = |i: u32| (u64::from(i) << 32) | 4; // home bucket 0, distinct tags
+        for i in 0..20 {
+            assert!(ix.insert(hash(i), i));
+        }
+        for i in 0..20 {
+            assert_eq!(ix.find(hash(i), |id| id == i), Some(i));
+        }
+        // Remove from the home bucket first: later entries must still be found.
+        for i in (0..20).step_by(2) {
+            assert!(ix.remove(hash(i), i));
+            assert!(!ix.remove(hash(i), i), "removed twice");
+        }
+        for i in 0..20 {
+            let want = (i % 2 == 1).then_some(i);
+            assert_eq!(ix.find(hash(i), |id| id == i), want, "{i}");
+        }
+        for i in (1..20).step_by(2) {
+            assert!(ix.remove(hash(i), i));
+        }
+        assert!(ix.buckets.iter().all(|b| b.overflow == 0));
+        assert!(ix.buckets.iter().all(|b| b.ids.iter().all(|&i| i == NO_ID)));
+    }
+
+    #[test]
+    fn full_index_refuses_and_stays_consistent() {
+        let mut ix = BucketIndex::new(1); // 1 bucket, 7 slots
+        for i in 0..7 {
+            assert!(ix.insert(u64::from(i) << 32, i));
+        }
+        assert!(!ix.insert(99 << 32, 99));
+        assert_eq!(ix.find(99 << 32, |_| true), None);
+        assert_eq!(ix.home_ids(0).count(), 7);
+        ix.clear();
+        assert_eq!(ix.home_ids(0).count(), 0);
+        assert_eq!(ix.find(3 << 32, |_| true), None);
+    }
+
+    #[test]
+    fn tag_collisions_are_resolved_by_the_matcher() {
+        let mut ix = BucketIndex::new(100);
+        assert!(ix.insert(42, 1));
+        assert!(ix.insert(42, 2));
+        assert_eq!(ix.find(42, |id| id == 2), Some(2));
+        assert_eq!(ix.find(42, |id| id == 3), None);
+        // Same tag, other bucket: not found.
+        assert_eq!(ix.find(43, |_| true), None);
+    }
+}

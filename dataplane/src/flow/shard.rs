@@ -1,0 +1,502 @@
+//! One worker's flow table: a slab of [`FlowEntry`] indexed by stable [`FlowId`]s, a
+//! bucket index over it, a free stack, and incremental expiry / bounded scans.
+//!
+//! Everything is allocated in [`FlowShard::new`]; afterwards no method allocates, locks
+//! or panics. The shard is owned by one worker (no atomics): both directions of a flow
+//! reach the same worker through symmetric RSS.
+
+use super::entry::{flag, FlowEntry};
+use super::index::BucketIndex;
+use super::key::FlowKey;
+use super::prefetch::touch;
+use super::state::{Dir, FlowState};
+use super::tcp;
+use super::timeouts::{Timeouts, TimeoutsSecs};
+use crate::packet::{proto, PacketMeta};
+
+/// Largest capacity a shard accepts (2^28 entries = 32 GiB of slab).
+pub const MAX_CAPACITY: u32 = 1 << 28;
+
+/// How many slab slots (from a rotating cursor) are eviction candidates, besides the
+/// entries in the new key's home bucket.
+pub const EVICT_WINDOW: u32 = 8;
+
+/// Sizing and timeouts of one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    /// Flow entries (preallocated).
+    pub capacity: u32,
+    pub timeouts: TimeoutsSecs,
+    /// Timeouts while in emergency mode.
+    pub emergency_timeouts: TimeoutsSecs,
+    /// Emergency mode starts when `len ≥ ⌈capacity × high / 100⌉` …
+    pub emergency_high_pct: u8,
+    /// … and ends when `len ≤ ⌊capacity × low / 100⌋`.
+    pub emergency_low_pct: u8,
+    /// TSC frequency: converts the timeouts to ticks.
+    pub ticks_per_sec: u64,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            capacity: 1_000_000,
+            timeouts: TimeoutsSecs::default(),
+            emergency_timeouts: TimeoutsSecs::emergency_default(),
+            emergency_high_pct: 95,
+            emergency_low_pct: 80,
+            ticks_per_sec: 1_000_000_000,
+        }
+    }
+}
+
+/// Why a [`ShardConfig`] is unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShardConfigError {
+    #[error(
+        "flow table capacity must be between 1 and {MAX_CAPACITY} entries per worker, got {0}"
+    )]
+    Capacity(u32),
+    #[error("emergency thresholds need 0 <= low < high <= 100 percent, got low {low} high {high}")]
+    EmergencyPct { low: u8, high: u8 },
+    #[error("ticks_per_sec must be positive")]
+    TicksPerSec,
+    #[error("{which} timeout for {what} must be at least 1 second")]
+    ZeroTimeout {
+        which: &'static str,
+        what: &'static str,
+    },
+}
+
+impl ShardConfig {
+    /// Checks the config; [`FlowShard::new`] clamps whatever this would reject.
+    pub fn validate(&self) -> Result<(), ShardConfigError> {
+        if self.capacity == 0 || self.capacity > MAX_CAPACITY {
+            return Err(ShardConfigError::Capacity(self.capacity));
+        }
+        let (low, high) = (self.emergency_low_pct, self.emergency_high_pct);
+        if low >= high || high > 100 {
+            return Err(ShardConfigError::EmergencyPct { low, high });
+        }
+        if self.ticks_per_sec == 0 {
+            return Err(ShardConfigError::TicksPerSec);
+        }
+        for (which, t) in [
+            ("normal", &self.timeouts),
+            ("emergency", &self.emergency_timeouts),
+        ] {
+            let fields = [
+                ("tcp_new", t.tcp_new),
+                ("tcp_established", t.tcp_established),
+                ("tcp_closed", t.tcp_closed),
+                ("udp_new", t.udp_new),
+                ("udp_established", t.udp_established),
+                ("icmp_new", t.icmp_new),
+                ("icmp_established", t.icmp_established),
+                ("other_new", t.other_new),
+                ("other_established", t.other_established),
+            ];
+            if let Some((what, _)) = fields.into_iter().find(|&(_, v)| v == 0) {
+                return Err(ShardConfigError::ZeroTimeout { which, what });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a flow left the table (the flow log's `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    Timeout,
+    Flushed,
+    Shutdown,
+    Evicted,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Flushed => "flushed",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+/// The shard is full and no candidate entry could be evicted for the new flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("flow table full: no idle or unestablished flow to evict")]
+pub struct TableFull;
+
+/// A flow's stable slab index in its shard: valid until the flow is removed, never moved
+/// by other removals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(u32);
+
+impl FlowId {
+    /// The slab index.
+    #[inline]
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// One worker's flow table (see the module docs).
+pub struct FlowShard {
+    entries: Box<[FlowEntry]>,
+    index: BucketIndex,
+    /// Stack of free slab slots; `free[..free_len]` are free, the top is reused first
+    /// (its line is likely still cached).
+    free: Box<[u32]>,
+    free_len: u32,
+    len: u32,
+    timeouts: Timeouts,
+    emergency_timeouts: Timeouts,
+    emergency: bool,
+    emergency_enter_len: u32,
+    emergency_leave_len: u32,
+    expire_cursor: u32,
+    evict_cursor: u32,
+    /// Target of accesses through a `FlowId` that is not from this shard, so that such a
+    /// logic error cannot panic the packet path.
+    stray: FlowEntry,
+}
+
+impl FlowShard {
+    /// Allocates and initialises everything the shard will ever use. Out-of-range
+    /// settings are clamped (capacity to [`MAX_CAPACITY`], percentages to 1..=100 with
+    /// low < high); call [`ShardConfig::validate`] first to reject them instead.
+    pub fn new(cfg: &ShardConfig) -> FlowShard {
+        let capacity = cfg.capacity.min(MAX_CAPACITY);
+        let high = u64::from(cfg.emergency_high_pct.clamp(1, 100));
+        let low = u64::from(cfg.emergency_low_pct).min(high - 1);
+        let cap = u64::from(capacity);
+        let tps = cfg.ticks_per_sec.max(1);
+        FlowShard {
+            entries: vec![FlowEntry::FREE; capacity as usize].into_boxed_slice(),
+            index: BucketIndex::new(capacity),
+            // Reversed so that slots are handed out 0, 1, 2, … from a fresh shard.
+            free: (0..capacity).rev().collect(),
+            free_len: capacity,
+            len: 0,
+            timeouts: Timeouts::from_secs(&cfg.timeouts, tps),
+            emergency_timeouts: Timeouts::from_secs(&cfg.emergency_timeouts, tps),
+            emergency: false,
+            emergency_enter_len: (cap * high).div_ceil(100) as u32,
+            emergency_leave_len: (cap * low / 100) as u32,
+            expire_cursor: 0,
+            evict_cursor: 0,
+            stray: FlowEntry::FREE,
+        }
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.entries.len() as u32
+    }
+
+    /// Live flows.
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True while the shard is nearly full and expiry uses the emergency timeouts.
+    #[inline]
+    pub fn in_emergency(&self) -> bool {
+        self.emergency
+    }
+
+    /// The timeouts in force now (emergency ones in emergency mode).
+    #[inline]
+    pub fn timeouts(&self) -> &Timeouts {
+        if self.emergency {
+            &self.emergency_timeouts
+        } else {
+            &self.timeouts
+        }
+    }
+
+    /// True when `e` has been idle longer than its state's timeout in force now: the
+    /// next [`FlowShard::expire_slice`] reaching it removes it.
+    #[inline]
+    pub fn is_expired(&self, e: &FlowEntry, now: u64) -> bool {
+        e.idle(now) > self.timeouts().idle_limit(e.key.proto(), e.state)
+    }
+
+    /// Bytes of memory the shard holds (slab, index, free stack).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.len() * core::mem::size_of::<FlowEntry>()
+            + self.index.buckets() * 64
+            + self.free.len() * 4
+    }
+
+    /// Starts loading the home bucket of `hash` (pass 1 of a burst).
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// The flow with `key` (whose hash is `hash`), if present.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<FlowId> {
+        let entries = &self.entries;
+        self.index
+            .find(hash, |id| {
+                entries
+                    .get(id as usize)
+                    .is_some_and(|e| e.key == *key && e.is_live())
+            })
+            .map(FlowId)
+    }
+
+    /// Starts loading the entry `id` (pass 2 of a burst, after the lookup).
+    #[inline]
+    pub fn prefetch_entry(&self, id: FlowId) {
+        if let Some(e) = self.entries.get(id.0 as usize) {
+            touch(&e.last_seen);
+        }
+    }
+
+    #[inline]
+    pub fn entry(&self, id: FlowId) -> &FlowEntry {
+        self.entries.get(id.0 as usize).unwrap_or(&self.stray)
+    }
+
+    #[inline]
+    pub fn entry_mut(&mut self, id: FlowId) -> &mut FlowEntry {
+        match self.entries.get_mut(id.0 as usize) {
+            Some(e) => e,
+            None => &mut self.stray,
+        }
+    }
+
+    /// Creates a flow whose first packet is `m`, sent by the opener (`swapped` as
+    /// [`FlowKey::from_meta`] returned it), at `now`; the key must not be in the table
+    /// (look it up first). Initial state: TCP SYN → `SynSent`; TCP RST → `Closed`; other
+    /// TCP (midstream pickup) → `Established`, marked midstream; other protocols → `New`.
+    /// The packet is counted. Verdict: `Pass`, sid/rule/epoch 0 until
+    /// [`FlowEntry::set_verdict`].
+    ///
+    /// When the table is full, one entry is evicted if a candidate qualifies: the
+    /// candidates are the entries in the key's home bucket plus [`EVICT_WINDOW`] slab slots
+    /// at a rotating cursor; an ESTABLISHED flow that is not expired under the timeouts
+    /// in force is never evicted; among the others the least recently seen goes. The
+    /// evicted entry is passed to `on_evict` (already removed). Otherwise `TableFull`.
+    #[inline]
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        swapped: bool,
+        m: &PacketMeta,
+        now: u64,
+        on_evict: &mut impl FnMut(&FlowEntry),
+    ) -> Result<FlowId, TableFull> {
+        debug_assert!(self.lookup(key, hash).is_none(), "flow inserted twice");
+        let slot = match self.pop_free() {
+            Some(slot) => slot,
+            None => self.evict_for(hash, now, on_evict)?,
+        };
+        let mut e = FlowEntry::open(key, swapped, m, now);
+        if key.proto() == proto::TCP {
+            tcp::open(&mut e, m);
+        }
+        let Some(dst) = self.entries.get_mut(slot as usize) else {
+            return Err(TableFull);
+        };
+        *dst = e;
+        if !self.index.insert(hash, slot) {
+            // Unreachable by the index's sizing; undo rather than leak the slot.
+            if let Some(dst) = self.entries.get_mut(slot as usize) {
+                dst.flags = 0;
+            }
+            self.push_free(slot);
+            return Err(TableFull);
+        }
+        self.len += 1;
+        if self.len >= self.emergency_enter_len {
+            self.emergency = true;
+        }
+        Ok(FlowId(slot))
+    }
+
+    /// Accounts packet `m` of flow `id` at `now`: counters, last_seen, TTL, TCP flags,
+    /// sequence and TCP state tracking (see [`super::tcp`]); connectionless flows go
+    /// `New` → `Established` on their first reply. Returns the packet's direction (after
+    /// the packet: a SYN that reopens a closed flow from the other side makes its
+    /// sender the opener, so it returns `Orig`).
+    #[inline]
+    pub fn update(&mut self, id: FlowId, swapped: bool, m: &PacketMeta, now: u64) -> Dir {
+        let e = self.entry_mut(id);
+        let dir = e.dir_of(swapped);
+        e.count(dir, m);
+        e.last_seen = e.last_seen.max(now);
+        if e.key.proto() == proto::TCP {
+            tcp::on_packet(e, dir, m);
+            e.dir_of(swapped)
+        } else {
+            if dir == Dir::Reply && e.state == FlowState::New {
+                e.state = FlowState::Established;
+            }
+            dir
+        }
+    }
+
+    /// Removes flow `id` and returns a copy of it. Removing a free slot changes nothing
+    /// and returns its stale contents.
+    pub fn remove(&mut self, id: FlowId) -> FlowEntry {
+        self.remove_slot(id.0)
+    }
+
+    /// Incremental expiry: examines at most `max_slots` slab slots (at most one full
+    /// turn) from the shard's expiry cursor, wrapping, and removes the entries idle
+    /// longer than their state's timeout — the emergency timeouts if the shard is in
+    /// emergency mode when the slice starts — passing each (removed) to `on_expire`.
+    /// Returns the number of slots examined.
+    pub fn expire_slice(
+        &mut self,
+        now: u64,
+        max_slots: u32,
+        on_expire: &mut impl FnMut(&FlowEntry),
+    ) -> u32 {
+        let cap = self.capacity();
+        let n = max_slots.min(cap);
+        let limits = *self.timeouts();
+        for _ in 0..n {
+            let slot = self.expire_cursor;
+            self.expire_cursor = if slot + 1 >= cap { 0 } else { slot + 1 };
+            let expired = self.entries.get(slot as usize).is_some_and(|e| {
+                e.is_live() && e.idle(now) > limits.idle_limit(e.key.proto(), e.state)
+            });
+            if expired {
+                let e = self.remove_slot(slot);
+                on_expire(&e);
+            }
+        }
+        n
+    }
+
+    /// Bounded scan for capture/flush: visits slab slots `[cursor, cursor + max_slots)`
+    /// (not wrapping) and calls `f` for each live flow; when `f` returns true the flow is
+    /// removed (after `f` saw it). Returns the next cursor, or `None` once the end of
+    /// the slab is reached. Removal never moves other flows, so ids stay valid.
+    pub fn scan(
+        &mut self,
+        cursor: u32,
+        max_slots: u32,
+        f: &mut impl FnMut(FlowId, &FlowEntry) -> bool,
+    ) -> Option<u32> {
+        let cap = self.capacity();
+        let start = cursor.min(cap);
+        let end = start.saturating_add(max_slots).min(cap);
+        for slot in start..end {
+            let remove = match self.entries.get(slot as usize) {
+                Some(e) if e.is_live() => f(FlowId(slot), e),
+                _ => false,
+            };
+            if remove {
+                self.remove_slot(slot);
+            }
+        }
+        (end < cap).then_some(end)
+    }
+
+    /// Shutdown: hands every flow to `on_each` and empties the table.
+    pub fn drain_all(&mut self, on_each: &mut impl FnMut(&FlowEntry)) {
+        for e in self.entries.iter_mut().filter(|e| e.is_live()) {
+            on_each(e);
+            e.flags = 0;
+        }
+        self.index.clear();
+        let cap = self.capacity();
+        for (slot, id) in self.free.iter_mut().zip((0..cap).rev()) {
+            *slot = id;
+        }
+        self.free_len = cap;
+        self.len = 0;
+        self.emergency = false;
+        self.expire_cursor = 0;
+        self.evict_cursor = 0;
+    }
+
+    #[inline]
+    fn pop_free(&mut self) -> Option<u32> {
+        let top = self.free_len.checked_sub(1)?;
+        let slot = *self.free.get(top as usize)?;
+        self.free_len = top;
+        Some(slot)
+    }
+
+    #[inline]
+    fn push_free(&mut self, slot: u32) {
+        if let Some(s) = self.free.get_mut(self.free_len as usize) {
+            *s = slot;
+            self.free_len += 1;
+        }
+    }
+
+    fn remove_slot(&mut self, slot: u32) -> FlowEntry {
+        let Some(e) = self.entries.get_mut(slot as usize) else {
+            return self.stray;
+        };
+        let copy = *e;
+        if !copy.is_live() {
+            return copy;
+        }
+        e.flags &= !flag::LIVE;
+        self.index.remove(copy.key.hash(), slot);
+        self.push_free(slot);
+        self.len = self.len.saturating_sub(1);
+        if self.len <= self.emergency_leave_len {
+            self.emergency = false;
+        }
+        copy
+    }
+
+    /// Whether a full table may evict `e` for a new flow at `now`.
+    #[inline]
+    fn evictable(&self, e: &FlowEntry, now: u64) -> bool {
+        e.is_live() && (e.state != FlowState::Established || self.is_expired(e, now))
+    }
+
+    /// Frees one slot by evicting the least recently seen evictable candidate.
+    #[cold]
+    fn evict_for(
+        &mut self,
+        hash: u64,
+        now: u64,
+        on_evict: &mut impl FnMut(&FlowEntry),
+    ) -> Result<u32, TableFull> {
+        let cap = self.capacity();
+        if cap == 0 {
+            return Err(TableFull);
+        }
+        let window = EVICT_WINDOW.min(cap);
+        let cursor = self.evict_cursor;
+        self.evict_cursor = ((u64::from(cursor) + u64::from(window)) % u64::from(cap)) as u32;
+        let window_slots =
+            (0..window).map(|i| ((u64::from(cursor) + u64::from(i)) % u64::from(cap)) as u32);
+        let victim = self
+            .index
+            .home_ids(hash)
+            .chain(window_slots)
+            .filter_map(|slot| Some((slot, self.entries.get(slot as usize)?)))
+            .filter(|(_, e)| self.evictable(e, now))
+            .min_by_key(|(_, e)| e.last_seen)
+            .map(|(slot, _)| slot)
+            .ok_or(TableFull)?;
+        let e = self.remove_slot(victim);
+        on_evict(&e);
+        self.pop_free().ok_or(TableFull)
+    }
+}
+
+#[cfg(test)]
+mod tests;

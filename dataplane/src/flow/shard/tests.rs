@@ -1,0 +1,396 @@
+use super::*;
+use crate::packet::{tcp_flags, v4_to_addr, Verdict};
+
+const TPS: u64 = 1000; // 1 tick = 1 ms
+
+fn cfg(capacity: u32) -> ShardConfig {
+    ShardConfig {
+        capacity,
+        ticks_per_sec: TPS,
+        ..ShardConfig::default()
+    }
+}
+
+fn udp(i: u32) -> PacketMeta {
+    PacketMeta {
+        proto: proto::UDP,
+        ip_version: 4,
+        src: v4_to_addr(0xc612_0000 + i),
+        dst: v4_to_addr(0xc613_0001),
+        src_port: 1024 + (i % 50_000) as u16,
+        dst_port: 53,
+        ttl: 64,
+        frame_len: 100,
+        ..PacketMeta::default()
+    }
+}
+
+fn tcp(i: u32, flags: u8) -> PacketMeta {
+    PacketMeta {
+        proto: proto::TCP,
+        tcp_flags: flags,
+        tcp_seq: 1000,
+        dst_port: 443,
+        ..udp(i)
+    }
+}
+
+fn reply(m: &PacketMeta) -> PacketMeta {
+    PacketMeta {
+        src: m.dst,
+        dst: m.src,
+        src_port: m.dst_port,
+        dst_port: m.src_port,
+        ..*m
+    }
+}
+
+fn add(s: &mut FlowShard, m: &PacketMeta, now: u64) -> Result<FlowId, TableFull> {
+    let (k, sw) = FlowKey::from_meta(m, true);
+    s.insert(&k, k.hash(), sw, m, now, &mut |_| {})
+}
+
+fn find(s: &FlowShard, m: &PacketMeta) -> Option<FlowId> {
+    let (k, _) = FlowKey::from_meta(m, true);
+    s.lookup(&k, k.hash())
+}
+
+#[test]
+fn insert_lookup_update_both_directions() {
+    let mut s = FlowShard::new(&cfg(100));
+    assert!(s.is_empty());
+    let m = udp(1);
+    let id = add(&mut s, &m, 10).unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(find(&s, &m), Some(id));
+    assert_eq!(find(&s, &reply(&m)), Some(id));
+    assert_eq!(find(&s, &udp(2)), None);
+    let e = s.entry(id);
+    assert_eq!(e.state(), FlowState::New);
+    assert_eq!(e.opener_tuple(), crate::packet::Tuple::of(&m));
+    assert_eq!((e.first_seen(), e.last_seen()), (10, 10));
+
+    let (_, sw) = FlowKey::from_meta(&m, true);
+    assert_eq!(s.update(id, sw, &m, 11), Dir::Orig);
+    assert_eq!(s.entry(id).state(), FlowState::New, "same direction again");
+    assert_eq!(s.update(id, !sw, &reply(&m), 12), Dir::Reply);
+    let e = s.entry(id);
+    assert_eq!(e.state(), FlowState::Established);
+    assert_eq!((e.pkts(Dir::Orig), e.pkts(Dir::Reply)), (2, 1));
+    assert_eq!((e.bytes(Dir::Orig), e.bytes(Dir::Reply)), (200, 100));
+    assert_eq!(e.last_seen(), 12);
+    // A late timestamp never moves last_seen back.
+    s.update(id, sw, &m, 5);
+    assert_eq!(s.entry(id).last_seen(), 12);
+}
+
+#[test]
+fn icmp_echo_reply_establishes_the_request_flow() {
+    let mut s = FlowShard::new(&cfg(10));
+    let req = PacketMeta {
+        proto: proto::ICMP,
+        src_port: 9,
+        dst_port: 8 << 8,
+        ..udp(1)
+    };
+    let rep = PacketMeta {
+        src: req.dst,
+        dst: req.src,
+        dst_port: 0,
+        ..req
+    };
+    let id = add(&mut s, &req, 0).unwrap();
+    assert_eq!(find(&s, &rep), Some(id));
+    let (_, sw) = FlowKey::from_meta(&rep, true);
+    assert_eq!(s.update(id, sw, &rep, 1), Dir::Reply);
+    assert_eq!(s.entry(id).state(), FlowState::Established);
+}
+
+#[test]
+fn initial_state_by_protocol_and_flags() {
+    let mut s = FlowShard::new(&cfg(10));
+    let syn = add(&mut s, &tcp(1, tcp_flags::SYN), 0).unwrap();
+    let mid = add(&mut s, &tcp(2, tcp_flags::ACK), 0).unwrap();
+    let other = add(
+        &mut s,
+        &PacketMeta {
+            proto: 47,
+            ..udp(3)
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(s.entry(syn).state(), FlowState::SynSent);
+    assert_eq!(s.entry(mid).state(), FlowState::Established);
+    assert!(s.entry(mid).is_midstream());
+    assert!(!s.entry(syn).is_midstream());
+    assert_eq!(s.entry(other).state(), FlowState::New);
+}
+
+#[test]
+fn remove_frees_the_slot_and_keeps_other_ids() {
+    let mut s = FlowShard::new(&cfg(4));
+    let ids: Vec<_> = (0..4).map(|i| add(&mut s, &udp(i), 0).unwrap()).collect();
+    s.entry_mut(ids[1]).set_verdict(Verdict::Drop, 7, 1, 2);
+    let gone = s.remove(ids[1]);
+    assert_eq!(gone.verdict(), Verdict::Drop);
+    assert_eq!(gone.opener_tuple(), crate::packet::Tuple::of(&udp(1)));
+    assert_eq!(s.len(), 3);
+    assert_eq!(find(&s, &udp(1)), None);
+    for i in [0, 2, 3] {
+        assert_eq!(find(&s, &udp(i)), Some(ids[i as usize]));
+    }
+    // Removing again is harmless.
+    s.remove(ids[1]);
+    assert_eq!(s.len(), 3);
+    // The freed slot is reused.
+    assert_eq!(add(&mut s, &udp(9), 0), Ok(ids[1]));
+}
+
+#[test]
+fn full_table_of_fresh_established_flows_refuses_new_ones() {
+    let mut s = FlowShard::new(&cfg(4));
+    for i in 0..4 {
+        let id = add(&mut s, &udp(i), 0).unwrap();
+        let (_, sw) = FlowKey::from_meta(&udp(i), true);
+        s.update(id, !sw, &reply(&udp(i)), 1);
+    }
+    let mut evicted = 0;
+    let (k, sw) = FlowKey::from_meta(&udp(9), true);
+    let r = s.insert(&k, k.hash(), sw, &udp(9), 2, &mut |_| evicted += 1);
+    assert_eq!(r, Err(TableFull));
+    assert_eq!(evicted, 0);
+    assert_eq!(s.len(), 4);
+    assert_eq!(find(&s, &udp(9)), None);
+}
+
+#[test]
+fn full_table_evicts_the_oldest_unestablished_flow() {
+    let mut s = FlowShard::new(&cfg(4));
+    // 0: established; 1, 2: half-open (seen at 5 and 3); 3: established.
+    for (i, t) in [(0, 0), (1, 5), (2, 3), (3, 0)] {
+        add(&mut s, &udp(i), t).unwrap();
+    }
+    for i in [0, 3] {
+        let id = find(&s, &udp(i)).unwrap();
+        let (_, sw) = FlowKey::from_meta(&udp(i), true);
+        s.update(id, !sw, &reply(&udp(i)), 1);
+    }
+    let mut gone = Vec::new();
+    let (k, sw) = FlowKey::from_meta(&udp(9), true);
+    let id = s
+        .insert(&k, k.hash(), sw, &udp(9), 6, &mut |e| gone.push(*e))
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].opener_tuple(), crate::packet::Tuple::of(&udp(2)));
+    assert_eq!(find(&s, &udp(2)), None);
+    assert_eq!(find(&s, &udp(9)), Some(id));
+    assert_eq!(s.len(), 4);
+}
+
+#[test]
+fn full_table_evicts_an_expired_established_flow() {
+    let mut s = FlowShard::new(&cfg(2));
+    for i in 0..2 {
+        let id = add(&mut s, &udp(i), 0).unwrap();
+        let (_, sw) = FlowKey::from_meta(&udp(i), true);
+        s.update(id, !sw, &reply(&udp(i)), 0);
+    }
+    assert!(s.in_emergency());
+    // Emergency UDP established timeout: 100 s.
+    let now = 100 * TPS;
+    assert_eq!(
+        add(&mut s, &udp(9), now),
+        Err(TableFull),
+        "idle == limit is alive"
+    );
+    let (k, sw) = FlowKey::from_meta(&udp(9), true);
+    let mut gone = 0;
+    assert!(s
+        .insert(&k, k.hash(), sw, &udp(9), now + 1, &mut |_| gone += 1)
+        .is_ok());
+    assert_eq!(gone, 1);
+}
+
+#[test]
+fn expiry_removes_exactly_the_idle_flows() {
+    let mut s = FlowShard::new(&cfg(64));
+    let udp_new = 30 * TPS;
+    let stale = add(&mut s, &udp(1), 0).unwrap();
+    let fresh = add(&mut s, &udp(2), 10).unwrap();
+    let syn = add(&mut s, &tcp(3, tcp_flags::SYN), 0).unwrap(); // tcp_new: 60 s
+    let mut out = Vec::new();
+    // At exactly the limit nothing goes.
+    assert_eq!(s.expire_slice(udp_new, 64, &mut |e| out.push(*e)), 64);
+    assert!(out.is_empty());
+    s.expire_slice(udp_new + 1, 64, &mut |e| out.push(*e));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].opener_tuple(), crate::packet::Tuple::of(&udp(1)));
+    assert_eq!(find(&s, &udp(1)), None);
+    assert_eq!(s.entry(fresh).state(), FlowState::New);
+    assert_eq!(s.entry(syn).state(), FlowState::SynSent);
+    assert_eq!(s.len(), 2);
+    let _ = stale;
+    out.clear();
+    s.expire_slice(60 * TPS + 1, 64, &mut |e| out.push(*e));
+    assert_eq!(out.len(), 2);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn expiry_slices_walk_the_slab_with_a_wrapping_cursor() {
+    let mut s = FlowShard::new(&cfg(10));
+    for i in 0..10 {
+        add(&mut s, &udp(i), 0).unwrap();
+    }
+    let late = 31 * TPS;
+    let mut n = 0;
+    assert_eq!(s.expire_slice(late, 4, &mut |_| n += 1), 4);
+    assert_eq!((n, s.len()), (4, 6));
+    assert_eq!(s.expire_slice(late, 4, &mut |_| n += 1), 4);
+    assert_eq!(s.expire_slice(late, 4, &mut |_| n += 1), 4); // wraps after slot 9
+    assert_eq!((n, s.len()), (10, 0));
+    // At most one turn per call.
+    assert_eq!(s.expire_slice(late, 1000, &mut |_| n += 1), 10);
+}
+
+#[test]
+fn emergency_mode_has_hysteresis_and_shorter_timeouts() {
+    // 20 entries: enter at 19 (95 %), leave at 16 (80 %).
+    let mut s = FlowShard::new(&cfg(20));
+    let ids: Vec<_> = (0..19).map(|i| add(&mut s, &udp(i), 0).unwrap()).collect();
+    assert!(s.in_emergency());
+    // UDP new: 30 s normally, 10 s in emergency.
+    let mut n = 0;
+    s.remove(ids[0]);
+    s.remove(ids[1]);
+    assert!(s.in_emergency(), "17 > 16");
+    s.expire_slice(11 * TPS, 20, &mut |_| n += 1);
+    assert_eq!(n, 17, "the emergency timeout applied to the whole slice");
+    assert!(!s.in_emergency());
+
+    let ids: Vec<_> = (0..16)
+        .map(|i| add(&mut s, &udp(i), 20 * TPS).unwrap())
+        .collect();
+    assert!(!s.in_emergency());
+    s.expire_slice(31 * TPS, 20, &mut |_| n += 1);
+    assert_eq!(s.len(), 16, "normal timeout outside emergency");
+    assert_eq!(ids.len(), 16);
+}
+
+#[test]
+fn scan_visits_live_flows_in_slices_and_removes_on_request() {
+    let mut s = FlowShard::new(&cfg(10));
+    let ids: Vec<_> = (0..10).map(|i| add(&mut s, &udp(i), 0).unwrap()).collect();
+    s.remove(ids[3]);
+    let mut seen = Vec::new();
+    let mut cursor = Some(0);
+    let mut slices = 0;
+    while let Some(c) = cursor {
+        cursor = s.scan(c, 4, &mut |id, e| {
+            seen.push(id);
+            e.opener_tuple().src_port % 2 == 0 // remove the even client ports
+        });
+        slices += 1;
+    }
+    assert_eq!(slices, 3);
+    let mut want: Vec<_> = ids.clone();
+    want.remove(3);
+    assert_eq!(seen, want);
+    assert_eq!(s.len(), 4); // 1, 5, 7, 9
+    for i in 0..10u32 {
+        assert_eq!(
+            find(&s, &udp(i)).is_some(),
+            [1, 5, 7, 9].contains(&i),
+            "{i}"
+        );
+    }
+    // Surviving ids did not move.
+    assert_eq!(find(&s, &udp(7)), Some(ids[7]));
+    assert_eq!(s.scan(10, 5, &mut |_, _| true), None);
+    assert_eq!(s.scan(u32::MAX, 5, &mut |_, _| true), None);
+}
+
+#[test]
+fn drain_all_hands_out_everything_and_resets() {
+    let mut s = FlowShard::new(&cfg(8));
+    for i in 0..8 {
+        add(&mut s, &udp(i), 0).unwrap();
+    }
+    assert!(s.in_emergency());
+    let mut n = 0;
+    s.drain_all(&mut |e| {
+        assert!(e.is_live());
+        n += 1
+    });
+    assert_eq!(n, 8);
+    assert!(s.is_empty() && !s.in_emergency());
+    assert_eq!(find(&s, &udp(0)), None);
+    for i in 0..8 {
+        assert!(add(&mut s, &udp(i + 100), 0).is_ok());
+    }
+    assert_eq!(s.len(), 8);
+}
+
+#[test]
+fn foreign_ids_do_not_panic() {
+    let mut s = FlowShard::new(&cfg(4));
+    let bogus = FlowId(1_000);
+    assert!(!s.entry(bogus).is_live());
+    s.update(bogus, false, &udp(1), 1);
+    s.prefetch_entry(bogus);
+    s.remove(bogus);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn zero_capacity_shard_refuses_everything() {
+    let mut s = FlowShard::new(&cfg(0));
+    assert_eq!(add(&mut s, &udp(1), 0), Err(TableFull));
+    assert_eq!(s.expire_slice(0, 10, &mut |_| {}), 0);
+    assert_eq!(s.scan(0, 10, &mut |_, _| true), None);
+}
+
+#[test]
+fn config_validation_names_the_problem() {
+    assert_eq!(ShardConfig::default().validate(), Ok(()));
+    assert_eq!(cfg(0).validate(), Err(ShardConfigError::Capacity(0)));
+    let bad = ShardConfig {
+        emergency_low_pct: 95,
+        ..cfg(10)
+    };
+    assert_eq!(
+        bad.validate(),
+        Err(ShardConfigError::EmergencyPct { low: 95, high: 95 })
+    );
+    let bad = ShardConfig {
+        emergency_timeouts: TimeoutsSecs {
+            udp_new: 0,
+            ..TimeoutsSecs::emergency_default()
+        },
+        ..cfg(10)
+    };
+    let err = bad.validate().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "emergency timeout for udp_new must be at least 1 second"
+    );
+}
+
+#[test]
+fn many_flows_round_trip() {
+    let n = 50_000;
+    let mut s = FlowShard::new(&cfg(n));
+    for i in 0..n {
+        let m = tcp(i, tcp_flags::SYN);
+        let id = add(&mut s, &m, 0).unwrap();
+        assert_eq!(id.index(), i, "fresh shard hands out slots in order");
+    }
+    for i in (0..n).step_by(3) {
+        let id = find(&s, &tcp(i, tcp_flags::SYN)).unwrap();
+        s.remove(id);
+    }
+    for i in 0..n {
+        assert_eq!(find(&s, &reply(&tcp(i, 0))).is_some(), i % 3 != 0, "{i}");
+    }
+}
