@@ -61,12 +61,15 @@ fn main() {
     shim.compile("fgshim");
 
     // 2. Bindings. A tight allowlist keeps the output ~small and the build quick.
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let bindings = bindgen::Builder::default()
         .header("csrc/wrapper.h")
         .clang_args(cflags.iter().copied())
         .clang_arg("-Icsrc")
         // RTE_ETH_RSS_* and friends are built with RTE_BIT64(), which bindgen only evaluates this way.
         .clang_macro_fallback()
+        // Its scratch files (a precompiled header, a probe .c) belong in OUT_DIR, not the source tree.
+        .clang_macro_fallback_build_dir(&out)
         .allowlist_function("fg_.*")
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|get_lcore_state)")
         .allowlist_function("rte_(get_main_lcore|get_next_lcore|lcore_count|lcore_is_enabled)")
@@ -92,7 +95,6 @@ fn main() {
         .generate()
         .expect("bindgen failed on csrc/wrapper.h");
 
-    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
     bindings
         .write_to_file(out.join("bindings.rs"))
         .expect("cannot write bindings.rs");
