@@ -521,9 +521,15 @@ impl Handler for App {
         let (status, ty, msg) = match kind {
             LimitKind::BodyTooLarge => (413, "InvalidRequestException", "request body too large"),
             LimitKind::HeadersTooLarge => (431, "InvalidRequestException", "request headers too large"),
-            LimitKind::Timeout => (408, "InvalidRequestException", "request not received in time"),
+            LimitKind::HeaderTimeout | LimitKind::BodyTimeout => {
+                (408, "InvalidRequestException", "request not received in time")
+            }
             LimitKind::TooManyConnections => (503, "ThrottlingException", "too many connections"),
-            _ => (400, "InvalidRequestException", "malformed HTTP request"),
+            LimitKind::UnsupportedTransferEncoding => {
+                (411, "InvalidRequestException", "unsupported transfer encoding")
+            }
+            LimitKind::HandlerPanicked => (500, "InternalServerError", "internal error"),
+            LimitKind::BadRequest(why) => (400, "InvalidRequestException", why),
         };
         aws_error(status, ty, msg)
     }
