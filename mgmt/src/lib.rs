@@ -1,1 +1,3 @@
 //! Management side.
+pub mod http;
+pub mod sigv4;
