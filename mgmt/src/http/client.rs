@@ -223,7 +223,9 @@ pub fn request(
     stream
         .set_write_timeout(Some(remaining))
         .map_err(io_error)?;
-    stream.write_all(&wire).map_err(io_error)?;
+    // A server may answer early (413, 503) and stop reading; its response is then worth
+    // more than the write error, so try to read it before giving up.
+    let write_result = stream.write_all(&wire);
 
     let read_error = |e: ReadError| match e {
         ReadError::Timeout => timed_out(),
@@ -244,9 +246,15 @@ pub fn request(
     };
     let mut input = InputBuffer::default();
     loop {
-        let head_len = input
-            .read_head(&mut stream, deadline, MAX_RESPONSE_HEAD)
-            .map_err(read_error)?;
+        let head_len = match input.read_head(&mut stream, deadline, MAX_RESPONSE_HEAD) {
+            Ok(len) => len,
+            Err(e) => {
+                return Err(match write_result {
+                    Err(write_error) => io_error(write_error),
+                    Ok(()) => read_error(e),
+                })
+            }
+        };
         let (status, headers) =
             parse_response_head(input.bytes().get(..head_len).unwrap_or_default())
                 .map_err(malformed)?;
