@@ -1,1 +1,5 @@
-fn main() {}
+//! `flowgatectl`: the operator CLI (see `mgmt::cli`).
+
+fn main() -> std::process::ExitCode {
+    mgmt::cli::main()
+}

@@ -1,0 +1,551 @@
+//! The AWS-compatible API: AWS JSON 1.0 (`POST /`, `X-Amz-Target:
+//! NetworkFirewall_20201112.<Action>`) for the five flow-operation actions, with the
+//! service's member names, types, limits, enums and error shapes, so the stock AWS CLI and
+//! SDKs drive the appliance unchanged. Authentication happened before [`handle`] is called.
+//!
+//! Choices where the service is silent or single-appliance differs (see `docs/api.md`):
+//! * `FirewallArn` must be this appliance's ARN, else `ResourceNotFoundException`.
+//! * `AvailabilityZone` / `AvailabilityZoneId`, when given, must name this appliance's zone,
+//!   else `InvalidRequestException` (a zone is part of the request's scope, not a resource
+//!   one could look up here).
+//! * `VpcEndpointId` / `VpcEndpointAssociationArn` are checked for shape and echoed.
+//! * A second operation while one is in progress: `ThrottlingException`, HTTP 429.
+//! * Unknown members are ignored, as the service's JSON protocol does.
+
+use serde_json::{json, Map, Value};
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::http::server::{Request, Response};
+use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
+
+pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// `PaginationMaxResults`.
+const MAX_RESULTS: i64 = 100;
+
+/// An error in the service's shape: `{"__type": kind, "message": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: &'static str,
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind: "InvalidRequestException",
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    fn serialization(message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind: "SerializationException",
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind: "ResourceNotFoundException",
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        json_response(
+            self.status,
+            &json!({"__type": self.kind, "message": self.message}),
+        )
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> ApiError {
+        ApiError {
+            kind: e.aws_type(),
+            status: e.aws_status(),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+fn json_response(status: u16, v: &Value) -> Response {
+    Response::json(status, v).with_header("Content-Type", CONTENT_TYPE)
+}
+
+/// `POST /` with an `X-Amz-Target` header. Start actions and every refused call are audited.
+pub fn handle(
+    ops: &OpsManager,
+    cfg: &Config,
+    req: &Request,
+    caller: &str,
+    audit: &Audit,
+) -> Response {
+    let target = req.header("x-amz-target").unwrap_or("");
+    let action = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush");
+    let audit_action = if action.is_empty() {
+        "(no X-Amz-Target)"
+    } else {
+        action
+    };
+    match dispatch(ops, cfg, req, caller, target) {
+        Ok((body, created)) => {
+            if mutating {
+                audit.record(
+                    caller,
+                    req.peer,
+                    audit_action,
+                    created.as_deref(),
+                    "ok",
+                    None,
+                    None,
+                );
+            }
+            json_response(200, &body)
+        }
+        Err(e) => {
+            let outcome = if e.status >= 500 { "error" } else { "refused" };
+            audit.record(
+                caller,
+                req.peer,
+                audit_action,
+                None,
+                outcome,
+                Some(e.kind),
+                Some(&e.message),
+            );
+            e.response()
+        }
+    }
+}
+
+/// Runs one action; returns the response body and the id of an operation it created.
+fn dispatch(
+    ops: &OpsManager,
+    cfg: &Config,
+    req: &Request,
+    caller: &str,
+    target: &str,
+) -> Result<(Value, Option<String>), ApiError> {
+    let unknown = || ApiError {
+        kind: "UnknownOperationException",
+        status: 400,
+        message: if target.is_empty() {
+            "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)".into()
+        } else {
+            format!("unknown operation '{target}'")
+        },
+    };
+    let action = target.strip_prefix(TARGET_PREFIX).ok_or_else(unknown)?;
+    if !matches!(
+        action,
+        "StartFlowCapture"
+            | "StartFlowFlush"
+            | "DescribeFlowOperation"
+            | "ListFlowOperations"
+            | "ListFlowOperationResults"
+    ) {
+        return Err(unknown());
+    }
+    if req.method != "POST" {
+        return Err(ApiError::invalid(format!(
+            "AWS JSON 1.0 requests use POST, not {}",
+            req.method
+        )));
+    }
+    let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::serialization(format!("request body is not valid JSON: {e}")))?
+    };
+    let obj = Fields::root(
+        body.as_object()
+            .ok_or_else(|| ApiError::serialization("request body must be a JSON object"))?,
+    );
+    let scope = Scope::check(cfg, &obj)?;
+    match action {
+        "StartFlowCapture" => start(ops, &obj, &scope, OpKind::Capture, caller),
+        "StartFlowFlush" => start(ops, &obj, &scope, OpKind::Flush, caller),
+        "DescribeFlowOperation" => describe(ops, &obj, &scope).map(|v| (v, None)),
+        "ListFlowOperations" => list(ops, &obj).map(|v| (v, None)),
+        _ => results(ops, &obj, &scope).map(|v| (v, None)),
+    }
+}
+
+/// Typed access to a JSON object's members, naming the member path in errors.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    fn root(map: &'a Map<String, Value>) -> Fields<'a> {
+        Fields {
+            map,
+            path: String::new(),
+        }
+    }
+
+    fn name(&self, member: &str) -> String {
+        if self.path.is_empty() {
+            member.to_string()
+        } else {
+            format!("{}.{member}", self.path)
+        }
+    }
+
+    fn get(&self, member: &str) -> Option<&'a Value> {
+        self.map.get(member).filter(|v| !v.is_null())
+    }
+
+    fn str(&self, member: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.get(member) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "{}: expected a string",
+                self.name(member)
+            ))),
+        }
+    }
+
+    fn required_str(&self, member: &str) -> Result<&'a str, ApiError> {
+        self.str(member)?.ok_or_else(|| {
+            ApiError::invalid(format!("{}: missing required parameter", self.name(member)))
+        })
+    }
+
+    fn int(&self, member: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(member) {
+            None => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                ApiError::serialization(format!("{}: expected an integer", self.name(member)))
+            }),
+        }
+    }
+
+    fn list(&self, member: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+        match self.get(member) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "{}: expected a list",
+                self.name(member)
+            ))),
+        }
+    }
+
+    fn object(&self, member: &str) -> Result<Option<Fields<'a>>, ApiError> {
+        match self.get(member) {
+            None => Ok(None),
+            Some(v) => Ok(Some(Fields::at(v, self.name(member))?)),
+        }
+    }
+
+    fn at(v: &'a Value, path: String) -> Result<Fields<'a>, ApiError> {
+        match v {
+            Value::Object(map) => Ok(Fields { map, path }),
+            _ => Err(ApiError::serialization(format!(
+                "{path}: expected a structure"
+            ))),
+        }
+    }
+}
+
+/// `ResourceArn`: length 1–256, starts with `arn:aws`.
+fn check_arn(member: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty() || v.len() > 256 || !v.starts_with("arn:aws") {
+        return Err(ApiError::invalid(format!(
+            "{member}: '{v}' is not a valid ARN (1 to 256 characters starting with 'arn:aws')"
+        )));
+    }
+    Ok(())
+}
+
+/// The scoping members every request carries, checked against this appliance.
+struct Scope {
+    firewall_arn: String,
+    zone: String,
+    vpc_endpoint_id: Option<String>,
+    vpc_endpoint_association_arn: Option<String>,
+}
+
+impl Scope {
+    fn check(cfg: &Config, obj: &Fields<'_>) -> Result<Scope, ApiError> {
+        let arn = obj.required_str("FirewallArn")?;
+        check_arn("FirewallArn", arn)?;
+        let a = &cfg.appliance;
+        if arn != a.firewall_arn {
+            return Err(ApiError::not_found(format!(
+                "firewall '{arn}' not found: this appliance is '{}'",
+                a.firewall_arn
+            )));
+        }
+        for member in ["AvailabilityZone", "AvailabilityZoneId"] {
+            if let Some(z) = obj.str(member)? {
+                if z != a.zone {
+                    return Err(ApiError::invalid(format!(
+                        "{member}: '{z}' is not this firewall's availability zone ('{}')",
+                        a.zone
+                    )));
+                }
+            }
+        }
+        let vpce = obj.str("VpcEndpointId")?;
+        if let Some(v) = vpce {
+            if v.is_empty() || v.len() > 256 {
+                return Err(ApiError::invalid(
+                    "VpcEndpointId: must be 1 to 256 characters",
+                ));
+            }
+        }
+        let assoc = obj.str("VpcEndpointAssociationArn")?;
+        if let Some(v) = assoc {
+            check_arn("VpcEndpointAssociationArn", v)?;
+        }
+        Ok(Scope {
+            firewall_arn: arn.to_string(),
+            zone: a.zone.clone(),
+            vpc_endpoint_id: vpce.map(str::to_string),
+            vpc_endpoint_association_arn: assoc.map(str::to_string),
+        })
+    }
+
+    /// `FirewallArn`, `AvailabilityZone` and the echoed endpoint members.
+    fn echo(&self, out: &mut Map<String, Value>) {
+        out.insert("FirewallArn".into(), json!(self.firewall_arn));
+        out.insert("AvailabilityZone".into(), json!(self.zone));
+        if let Some(v) = &self.vpc_endpoint_id {
+            out.insert("VpcEndpointId".into(), json!(v));
+        }
+        if let Some(v) = &self.vpc_endpoint_association_arn {
+            out.insert("VpcEndpointAssociationArn".into(), json!(v));
+        }
+    }
+}
+
+fn parse_filters(obj: &Fields<'_>) -> Result<Vec<FilterSpec>, ApiError> {
+    let list = obj
+        .list("FlowFilters")?
+        .ok_or_else(|| ApiError::invalid("FlowFilters: missing required parameter"))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let f = Fields::at(v, format!("FlowFilters[{i}]"))?;
+            let address = |member: &str| -> Result<Option<String>, ApiError> {
+                match f.object(member)? {
+                    None => Ok(None),
+                    Some(a) => Ok(Some(a.required_str("AddressDefinition")?.to_string())),
+                }
+            };
+            let protocols = match f.list("Protocols")? {
+                None => Vec::new(),
+                Some(ps) => ps
+                    .iter()
+                    .enumerate()
+                    .map(|(j, p)| {
+                        p.as_str().map(str::to_string).ok_or_else(|| {
+                            ApiError::serialization(format!(
+                                "FlowFilters[{i}].Protocols[{j}]: expected a string"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            Ok(FilterSpec {
+                source: address("SourceAddress")?,
+                destination: address("DestinationAddress")?,
+                source_port: f.str("SourcePort")?.map(str::to_string),
+                destination_port: f.str("DestinationPort")?.map(str::to_string),
+                protocols,
+            })
+        })
+        .collect()
+}
+
+fn start(
+    ops: &OpsManager,
+    obj: &Fields<'_>,
+    scope: &Scope,
+    kind: OpKind,
+    caller: &str,
+) -> Result<(Value, Option<String>), ApiError> {
+    let filters = parse_filters(obj)?;
+    let min_age = obj.int("MinimumFlowAgeInSeconds")?.unwrap_or(0);
+    let summary = ops.start(StartRequest::new(kind, filters, min_age), caller)?;
+    Ok((
+        json!({
+            "FirewallArn": scope.firewall_arn,
+            "FlowOperationId": summary.id,
+            "FlowOperationStatus": summary.status.as_str(),
+        }),
+        Some(summary.id),
+    ))
+}
+
+fn operation_id<'a>(obj: &Fields<'a>) -> Result<&'a str, ApiError> {
+    let id = obj.required_str("FlowOperationId")?;
+    if !crate::ops::is_operation_id(id) {
+        return Err(ApiError::invalid(format!(
+            "FlowOperationId: '{id}' does not match ^([0-9a-f]{{8}})-([0-9a-f]{{4}}-){{3}}([0-9a-f]{{12}})$"
+        )));
+    }
+    Ok(id)
+}
+
+fn max_results(obj: &Fields<'_>) -> Result<usize, ApiError> {
+    match obj.int("MaxResults")? {
+        None => Ok(MAX_RESULTS as usize),
+        Some(n) if (1..=MAX_RESULTS).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ApiError::invalid(format!(
+            "MaxResults: {n} is out of range: use 1 to {MAX_RESULTS}"
+        ))),
+    }
+}
+
+/// `PaginationToken`: 1–4096 characters of `[0-9A-Za-z:/+=]`.
+fn next_token<'a>(obj: &Fields<'a>) -> Result<Option<&'a str>, ApiError> {
+    let t = obj.str("NextToken")?;
+    if let Some(t) = t {
+        let shape_ok = !t.is_empty()
+            && t.len() <= 4096
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":/+=".contains(&b));
+        if !shape_ok {
+            return Err(ApiError::invalid(
+                "NextToken: invalid pagination token (1 to 4096 characters of [0-9A-Za-z:/+=])",
+            ));
+        }
+    }
+    Ok(t)
+}
+
+fn address(ip: std::net::IpAddr) -> Value {
+    json!({"AddressDefinition": FlowResult::host_cidr(ip)})
+}
+
+/// `FlowOperation` as the caller gave it.
+fn flow_operation(op: &Operation) -> Value {
+    let filters: Vec<Value> = op
+        .request
+        .filters
+        .iter()
+        .map(|f| {
+            let mut m = Map::new();
+            if let Some(s) = &f.source {
+                m.insert("SourceAddress".into(), json!({"AddressDefinition": s}));
+            }
+            if let Some(d) = &f.destination {
+                m.insert("DestinationAddress".into(), json!({"AddressDefinition": d}));
+            }
+            if let Some(p) = &f.source_port {
+                m.insert("SourcePort".into(), json!(p));
+            }
+            if let Some(p) = &f.destination_port {
+                m.insert("DestinationPort".into(), json!(p));
+            }
+            if !f.protocols.is_empty() {
+                m.insert("Protocols".into(), json!(f.protocols));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    json!({
+        "MinimumFlowAgeInSeconds": op.request.min_age_seconds,
+        "FlowFilters": filters,
+    })
+}
+
+fn describe(ops: &OpsManager, obj: &Fields<'_>, scope: &Scope) -> Result<Value, ApiError> {
+    let op = ops.describe(operation_id(obj)?)?;
+    let mut out = Map::new();
+    scope.echo(&mut out);
+    out.insert("FlowOperationId".into(), json!(op.id));
+    out.insert("FlowOperationType".into(), json!(op.kind.aws_name()));
+    out.insert("FlowOperationStatus".into(), json!(op.status.as_str()));
+    if let Some(m) = &op.message {
+        out.insert("StatusMessage".into(), json!(m));
+    }
+    out.insert("FlowRequestTimestamp".into(), json!(op.requested_at_secs()));
+    out.insert("FlowOperation".into(), flow_operation(&op));
+    Ok(Value::Object(out))
+}
+
+fn list(ops: &OpsManager, obj: &Fields<'_>) -> Result<Value, ApiError> {
+    let kind = match obj.str("FlowOperationType")? {
+        None => None,
+        Some(k) => Some(
+            OpKind::ALL
+                .into_iter()
+                .find(|x| x.aws_name() == k)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "FlowOperationType: '{k}' is not one of FLOW_FLUSH, FLOW_CAPTURE"
+                    ))
+                })?,
+        ),
+    };
+    let max = max_results(obj)?;
+    let (items, next) = ops.list(kind, max, next_token(obj)?)?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|s| {
+            json!({
+                "FlowOperationId": s.id,
+                "FlowOperationType": s.kind.aws_name(),
+                "FlowRequestTimestamp": s.requested_at_secs(),
+                "FlowOperationStatus": s.status.as_str(),
+            })
+        })
+        .collect();
+    let mut out = json!({ "FlowOperations": items });
+    if let Some(t) = next {
+        out["NextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// One `Flow`.
+pub fn flow_json(f: &FlowResult) -> Value {
+    json!({
+        "SourceAddress": address(f.src_ip()),
+        "DestinationAddress": address(f.dst_ip()),
+        "SourcePort": f.src_port.to_string(),
+        "DestinationPort": f.dst_port.to_string(),
+        "Protocol": f.protocol.to_string(),
+        "Age": f.age_i32(),
+        "PacketCount": f.packet_count(),
+        "ByteCount": f.byte_count(),
+    })
+}
+
+fn results(ops: &OpsManager, obj: &Fields<'_>, scope: &Scope) -> Result<Value, ApiError> {
+    let id = operation_id(obj)?;
+    let max = max_results(obj)?;
+    let (page, next) = ops.results(id, max, next_token(obj)?)?;
+    let op = &page.operation;
+    let mut out = Map::new();
+    scope.echo(&mut out);
+    out.insert("FlowOperationId".into(), json!(op.id));
+    out.insert("FlowOperationStatus".into(), json!(op.status.as_str()));
+    if let Some(m) = &op.message {
+        out.insert("StatusMessage".into(), json!(m));
+    }
+    out.insert("FlowRequestTimestamp".into(), json!(op.requested_at_secs()));
+    out.insert(
+        "Flows".into(),
+        Value::Array(page.flows.iter().map(flow_json).collect()),
+    );
+    if let Some(t) = next {
+        out.insert("NextToken".into(), json!(t));
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,920 @@
+//! Flow operations on the management side: the operation manager starts a capture or a
+//! flush on every worker, aggregates the flows they stream back, settles the operation's
+//! status (worker timeouts, result cap), keeps the history on disk for the retention period
+//! and serves it, newest first and paginated.
+//!
+//! One operation runs at a time in this appliance's zone (AWS semantics). Each operation
+//! gets a fresh `op` sequence number for the worker protocol, so replies that arrive after
+//! their operation was settled (a late worker) are recognised and ignored.
+
+pub mod model;
+mod store;
+pub mod token;
+pub mod validate;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
+use dataplane::worker::Reply;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::control::Control;
+
+pub use model::{
+    FilterSpec, FlowResult, Naming, OpKind, OpStatus, Operation, OperationSummary, OpsError,
+    StartRequest, WorkerProgress, WorkerScan,
+};
+use store::Store;
+use token::{ListCursor, ResultsCursor};
+
+/// How long `start` waits for room in a worker's command ring.
+const SEND_WAIT: Duration = Duration::from_millis(200);
+/// Results are handed to the history writer in batches of this many while a scan runs.
+const APPEND_BATCH: usize = 8192;
+/// Completed operations whose results stay in memory (others are re-read from disk).
+const CACHED_RESULT_SETS: usize = 2;
+/// Upper bounds (seconds) of the operation-duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 11] =
+    [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// AWS `FlowOperationId`: `^([0-9a-f]{8})-([0-9a-f]{4}-){3}([0-9a-f]{12})$`.
+pub fn is_operation_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// One page of an operation's results, with the operation as it stands.
+#[derive(Clone, Debug)]
+pub struct ResultsPage {
+    pub operation: Operation,
+    pub flows: Vec<FlowResult>,
+}
+
+/// A cumulative histogram of operation durations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DurationHistogram {
+    /// `(upper bound in seconds, operations at most that long)`, for [`DURATION_BUCKETS`].
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl DurationHistogram {
+    fn new() -> Self {
+        DurationHistogram {
+            buckets: DURATION_BUCKETS.iter().map(|b| (*b, 0)).collect(),
+            count: 0,
+            sum_seconds: 0.0,
+        }
+    }
+
+    fn observe(&mut self, secs: f64) {
+        for (bound, n) in &mut self.buckets {
+            if secs <= *bound {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += secs;
+    }
+}
+
+/// What the operation manager exposes to Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpsMetrics {
+    pub started: Vec<(OpKind, u64)>,
+    pub completed: Vec<(OpKind, OpStatus, u64)>,
+    pub durations: Vec<(OpKind, DurationHistogram)>,
+    pub flows_captured: u64,
+    pub flows_flushed: u64,
+    pub in_progress: u64,
+    pub history_write_errors: u64,
+}
+
+struct Counters {
+    started: [u64; 2],
+    completed: [[u64; 4]; 2],
+    durations: [DurationHistogram; 2],
+    flows_captured: u64,
+    flows_flushed: u64,
+}
+
+fn kind_index(k: OpKind) -> usize {
+    match k {
+        OpKind::Capture => 0,
+        OpKind::Flush => 1,
+    }
+}
+
+fn status_index(s: OpStatus) -> usize {
+    match s {
+        OpStatus::InProgress => 0,
+        OpStatus::Completed => 1,
+        OpStatus::CompletedWithErrors => 2,
+        OpStatus::Failed => 3,
+    }
+}
+
+struct Entry {
+    op: Operation,
+    /// `None`: on disk only (read back on demand).
+    results: Option<Arc<Vec<FlowResult>>>,
+}
+
+/// The operation in progress.
+struct Running {
+    id: String,
+    seq: u64,
+    kind: OpKind,
+    started: Instant,
+    deadline: Instant,
+    results: Vec<FlowResult>,
+    /// `results[..persisted]` were handed to the history writer.
+    persisted: usize,
+    /// Flows reported, including those beyond the result cap.
+    matched: u64,
+    cap_hit: bool,
+    cancel_requested: bool,
+}
+
+struct State {
+    history: HashMap<String, Entry>,
+    running: Option<Running>,
+    /// Operations whose results are cached in memory, most recently used last.
+    cached: VecDeque<String>,
+    counters: Counters,
+}
+
+/// Starts, tracks, persists and serves flow operations. `Send + Sync`; API threads and the
+/// collector thread share it.
+pub struct OpsManager {
+    control: Arc<Control>,
+    clock: Clock,
+    zone: String,
+    retention_us: u64,
+    result_cap: usize,
+    worker_timeout: Duration,
+    store: Store,
+    next_seq: AtomicU64,
+    state: Mutex<State>,
+}
+
+impl OpsManager {
+    /// Loads history from `<state_dir>/operations/`, marks operations that were IN_PROGRESS
+    /// when the appliance died as FAILED (no results) or COMPLETED_WITH_ERRORS (partial
+    /// results kept), and purges those past retention.
+    pub fn new(
+        cfg: &Config,
+        control: Arc<Control>,
+        clock: Clock,
+    ) -> Result<Arc<OpsManager>, String> {
+        let dir = cfg.appliance.state_dir.join("operations");
+        let store = Store::open(dir.clone())
+            .map_err(|e| format!("operation history {}: {e}", dir.display()))?;
+        let loaded = store
+            .load()
+            .map_err(|e| format!("operation history {}: {e}", dir.display()))?;
+        for s in &loaded.skipped {
+            eprintln!("flowgate: operation history: skipping unreadable record {s}");
+        }
+        let retention_us = cfg
+            .operations
+            .history_retention_seconds
+            .saturating_mul(1_000_000);
+        let now = now_us();
+        let mut history = HashMap::new();
+        for mut op in loaded.operations {
+            if op.requested_at_us.saturating_add(retention_us) <= now {
+                store.remove(&op.id);
+                continue;
+            }
+            if op.status == OpStatus::InProgress {
+                let partial = store
+                    .read_results(&op.id, true)
+                    .map_err(|e| format!("operation history {}: {e}", dir.display()))?;
+                mark_interrupted(&mut op, partial.len() as u64, now);
+                store.seal(&op.id);
+                store.save(&op);
+            }
+            history.insert(op.id.clone(), Entry { op, results: None });
+        }
+        Ok(Arc::new(OpsManager {
+            control,
+            clock,
+            zone: cfg.appliance.zone.clone(),
+            retention_us,
+            result_cap: cfg.operations.result_cap.max(1),
+            worker_timeout: Duration::from_millis(cfg.operations.worker_timeout_ms),
+            store,
+            next_seq: AtomicU64::new(1),
+            state: Mutex::new(State {
+                history,
+                running: None,
+                cached: VecDeque::new(),
+                counters: Counters {
+                    started: [0; 2],
+                    completed: [[0; 4]; 2],
+                    durations: [DurationHistogram::new(), DurationHistogram::new()],
+                    flows_captured: 0,
+                    flows_flushed: 0,
+                },
+            }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The zone this manager serializes operations in.
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    /// Validates `req`, refuses it while another operation is in progress, and broadcasts
+    /// the scan to every worker. Returns at once; the status is normally IN_PROGRESS.
+    pub fn start(&self, req: StartRequest, caller: &str) -> Result<OperationSummary, OpsError> {
+        let filter = validate::compile(&req, self.clock.ticks_per_sec)?;
+        let kind = req.kind;
+        let workers = self.control.workers();
+        let (id, seq) = {
+            let mut st = self.lock();
+            if let Some(r) = &st.running {
+                return Err(OpsError::Throttled(format!(
+                    "flow operation {} is in progress in zone {}: one operation runs at a time per zone",
+                    r.id, self.zone
+                )));
+            }
+            let id = loop {
+                let id = crate::http::uuid_v4();
+                if !st.history.contains_key(&id) {
+                    break id;
+                }
+            };
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let op = Operation {
+                id: id.clone(),
+                kind,
+                status: OpStatus::InProgress,
+                message: None,
+                detail: None,
+                zone: self.zone.clone(),
+                caller: caller.to_string(),
+                requested_at_us: now_us(),
+                completed_at_us: None,
+                request: StartRequest {
+                    naming: Naming::Aws,
+                    ..req
+                },
+                workers: (0..workers)
+                    .map(|w| WorkerProgress {
+                        worker: w as u16,
+                        scan: WorkerScan::Running,
+                        scanned: 0,
+                        matched: 0,
+                    })
+                    .collect(),
+                flows_matched: 0,
+                results_kept: 0,
+            };
+            self.store.save(&op);
+            st.counters.started[kind_index(kind)] += 1;
+            let started = Instant::now();
+            st.running = Some(Running {
+                id: id.clone(),
+                seq,
+                kind,
+                started,
+                deadline: started + self.worker_timeout,
+                results: Vec::new(),
+                persisted: 0,
+                matched: 0,
+                cap_hit: false,
+                cancel_requested: false,
+            });
+            st.history.insert(id.clone(), Entry { op, results: None });
+            (id, seq)
+        };
+        // Sent without holding the state lock: the collector must keep draining replies
+        // while a full command ring makes us wait.
+        let scan_kind = match kind {
+            OpKind::Capture => ScanKind::Capture,
+            OpKind::Flush => ScanKind::Flush,
+        };
+        let unreachable: Vec<usize> = (0..workers)
+            .filter(|w| {
+                let cmd = Command::StartScan(Box::new(ScanRequest {
+                    op: seq,
+                    kind: scan_kind,
+                    filter: filter.clone(),
+                }));
+                self.control.send(*w, cmd, SEND_WAIT).is_err()
+            })
+            .collect();
+        let mut st = self.lock();
+        if st.running.as_ref().is_some_and(|r| r.seq == seq) {
+            if let Some(e) = st.history.get_mut(&id) {
+                for w in &unreachable {
+                    if let Some(p) = e.op.workers.get_mut(*w) {
+                        p.scan = WorkerScan::Unreachable;
+                    }
+                }
+            }
+            self.finish_if_done(&mut st);
+        }
+        st.history
+            .get(&id)
+            .map(|e| e.op.summary())
+            .ok_or_else(|| OpsError::Internal(format!("flow operation {id} vanished")))
+    }
+
+    /// Aggregates one worker reply (the app's collector forwards `ScanFlow`/`ScanDone`).
+    pub fn on_reply(&self, worker: usize, reply: Reply) {
+        let cancels = {
+            let mut st = self.lock();
+            match reply {
+                Reply::ScanFlow { op, record } => {
+                    let flow = FlowResult::from_record(&record, &self.clock);
+                    self.on_flow(&mut st, op, flow)
+                }
+                Reply::ScanDone {
+                    op,
+                    scanned,
+                    matched,
+                    cancelled,
+                } => {
+                    self.on_done(&mut st, worker, op, scanned, matched, cancelled);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            }
+        };
+        self.send_cancels(cancels);
+    }
+
+    fn on_flow(&self, st: &mut State, op: u64, flow: FlowResult) -> Vec<(usize, u64)> {
+        let State {
+            running,
+            history,
+            counters,
+            ..
+        } = st;
+        let Some(run) = running.as_mut().filter(|r| r.seq == op) else {
+            return Vec::new();
+        };
+        run.matched += 1;
+        match run.kind {
+            OpKind::Capture => counters.flows_captured += 1,
+            OpKind::Flush => counters.flows_flushed += 1,
+        }
+        let mut cancels = Vec::new();
+        if run.results.len() < self.result_cap {
+            run.results.push(flow);
+            if run.results.len() - run.persisted >= APPEND_BATCH {
+                self.store
+                    .append(&run.id, run.results[run.persisted..].to_vec());
+                run.persisted = run.results.len();
+            }
+        } else if !run.cap_hit {
+            run.cap_hit = true;
+            // A capture beyond the cap is wasted work; a flush goes on removing flows (its
+            // records beyond the cap are only counted).
+            if run.kind == OpKind::Capture {
+                run.cancel_requested = true;
+                if let Some(e) = history.get(&run.id) {
+                    cancels =
+                        e.op.workers
+                            .iter()
+                            .filter(|w| w.scan == WorkerScan::Running)
+                            .map(|w| (w.worker as usize, run.seq))
+                            .collect();
+                }
+            }
+        }
+        cancels
+    }
+
+    fn on_done(
+        &self,
+        st: &mut State,
+        worker: usize,
+        op: u64,
+        scanned: u64,
+        matched: u64,
+        cancelled: bool,
+    ) {
+        let Some(run) = st.running.as_ref().filter(|r| r.seq == op) else {
+            return;
+        };
+        let cancel_requested = run.cancel_requested;
+        let Some(p) = st
+            .history
+            .get_mut(&run.id)
+            .and_then(|e| e.op.workers.get_mut(worker))
+        else {
+            return;
+        };
+        if p.scan != WorkerScan::Running {
+            return;
+        }
+        p.scanned = scanned;
+        p.matched = matched;
+        p.scan = match (cancelled, cancel_requested) {
+            (false, _) => WorkerScan::Done,
+            (true, true) => WorkerScan::Cancelled,
+            (true, false) => WorkerScan::Aborted,
+        };
+        self.finish_if_done(st);
+    }
+
+    fn finish_if_done(&self, st: &mut State) {
+        let done = st.running.as_ref().is_some_and(|r| {
+            st.history
+                .get(&r.id)
+                .is_none_or(|e| e.op.workers.iter().all(|w| w.scan.is_finished()))
+        });
+        if done {
+            self.finish(st);
+        }
+    }
+
+    /// Settles the running operation: status, message, persistence, metrics.
+    fn finish(&self, st: &mut State) {
+        let Some(run) = st.running.take() else {
+            return;
+        };
+        let Some(entry) = st.history.get_mut(&run.id) else {
+            return;
+        };
+        let op = &mut entry.op;
+        let workers_named = |scan: WorkerScan| -> Vec<String> {
+            op.workers
+                .iter()
+                .filter(|w| w.scan == scan)
+                .map(|w| w.worker.to_string())
+                .collect()
+        };
+        let timed_out = workers_named(WorkerScan::TimedOut);
+        let unreachable = workers_named(WorkerScan::Unreachable);
+        let aborted = workers_named(WorkerScan::Aborted);
+        let mut problems: Vec<(String, String)> = Vec::new();
+        if !timed_out.is_empty() {
+            problems.push((
+                "Flow timeout".into(),
+                format!(
+                    "worker {} did not finish within {} ms; flows on it are missing from the results",
+                    timed_out.join(", "),
+                    self.worker_timeout.as_millis()
+                ),
+            ));
+        }
+        if !unreachable.is_empty() {
+            problems.push((
+                "Flow operation error".into(),
+                format!(
+                    "worker {} could not be reached (command ring full); flows on it are missing",
+                    unreachable.join(", ")
+                ),
+            ));
+        }
+        if !aborted.is_empty() {
+            problems.push((
+                "Flow operation error".into(),
+                format!(
+                    "worker {} stopped its scan early (shutdown)",
+                    aborted.join(", ")
+                ),
+            ));
+        }
+        if run.cap_hit {
+            let how = match run.kind {
+                OpKind::Capture => "the capture was stopped early",
+                OpKind::Flush => "every matched flow was flushed, only the first ones are listed",
+            };
+            problems.push((
+                format!("Result cap of {} flows reached", self.result_cap),
+                format!(
+                    "result cap of {} flows reached: {} flows matched, {} kept; {how}",
+                    self.result_cap,
+                    run.matched,
+                    run.results.len()
+                ),
+            ));
+        }
+        let nobody = !op.workers.is_empty() && unreachable.len() == op.workers.len();
+        let (status, message, detail) = if nobody {
+            (
+                OpStatus::Failed,
+                Some("Flow operation error".to_string()),
+                Some("no worker accepted the scan command (command rings full)".to_string()),
+            )
+        } else if let Some((first, _)) = problems.first() {
+            let detail = problems
+                .iter()
+                .map(|(_, d)| d.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            (
+                OpStatus::CompletedWithErrors,
+                Some(first.clone()),
+                Some(detail),
+            )
+        } else {
+            (OpStatus::Completed, None, None)
+        };
+        op.status = status;
+        op.message = message;
+        op.detail = detail;
+        op.completed_at_us = Some(now_us());
+        op.flows_matched = run.matched;
+        op.results_kept = run.results.len() as u64;
+        // Results are fsynced before the record says the operation is over.
+        self.store
+            .append(&run.id, run.results[run.persisted..].to_vec());
+        self.store.seal(&run.id);
+        self.store.save(op);
+        entry.results = Some(Arc::new(run.results));
+        let k = kind_index(run.kind);
+        st.counters.completed[k][status_index(status)] += 1;
+        st.counters.durations[k].observe(run.started.elapsed().as_secs_f64());
+        Self::touch_cache(st, &run.id);
+    }
+
+    /// Marks `id`'s results as recently used and drops the oldest cached sets.
+    fn touch_cache(st: &mut State, id: &str) {
+        st.cached.retain(|c| c != id);
+        st.cached.push_back(id.to_string());
+        while st.cached.len() > CACHED_RESULT_SETS {
+            if let Some(old) = st.cached.pop_front() {
+                if let Some(e) = st.history.get_mut(&old) {
+                    e.results = None;
+                }
+            }
+        }
+    }
+
+    fn send_cancels(&self, cancels: Vec<(usize, u64)>) {
+        for (w, op) in cancels {
+            // Best effort: a worker that cannot take the cancel finishes or times out anyway.
+            let _ = self
+                .control
+                .send(w, Command::CancelScan { op }, Duration::from_millis(10));
+        }
+    }
+
+    /// Housekeeping, about every 100 ms: worker timeouts, persisting streamed results,
+    /// retention purge.
+    pub fn tick(&self) {
+        let cancels = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let mut cancels = Vec::new();
+            let timed_out = st
+                .running
+                .as_ref()
+                .is_some_and(|r| Instant::now() >= r.deadline);
+            if timed_out {
+                if let Some(run) = st.running.as_mut() {
+                    run.cancel_requested = true;
+                    let seq = run.seq;
+                    if let Some(e) = st.history.get_mut(&run.id) {
+                        for w in
+                            e.op.workers
+                                .iter_mut()
+                                .filter(|w| w.scan == WorkerScan::Running)
+                        {
+                            w.scan = WorkerScan::TimedOut;
+                            cancels.push((w.worker as usize, seq));
+                        }
+                    }
+                }
+                self.finish(st);
+            } else if let Some(run) = st.running.as_mut() {
+                if run.results.len() > run.persisted {
+                    self.store
+                        .append(&run.id, run.results[run.persisted..].to_vec());
+                    run.persisted = run.results.len();
+                }
+            }
+            self.purge(st);
+            cancels
+        };
+        self.send_cancels(cancels);
+    }
+
+    fn purge(&self, st: &mut State) {
+        let now = now_us();
+        let expired: Vec<String> = st
+            .history
+            .values()
+            .filter(|e| {
+                e.op.status != OpStatus::InProgress
+                    && e.op.requested_at_us.saturating_add(self.retention_us) <= now
+            })
+            .map(|e| e.op.id.clone())
+            .collect();
+        for id in expired {
+            st.history.remove(&id);
+            st.cached.retain(|c| *c != id);
+            self.store.remove(&id);
+        }
+    }
+
+    fn check_id(id: &str) -> Result<(), OpsError> {
+        if is_operation_id(id) {
+            Ok(())
+        } else {
+            Err(OpsError::InvalidRequest(format!(
+                "FlowOperationId: '{id}' is not a valid flow operation id (a 36-character lowercase UUID)"
+            )))
+        }
+    }
+
+    fn not_found(id: &str) -> OpsError {
+        OpsError::NotFound(format!(
+            "flow operation {id} not found (unknown, or purged after the retention period)"
+        ))
+    }
+
+    /// The operation as it stands (live counts while in progress).
+    pub fn describe(&self, id: &str) -> Result<Operation, OpsError> {
+        Self::check_id(id)?;
+        let st = self.lock();
+        let e = st.history.get(id).ok_or_else(|| Self::not_found(id))?;
+        let mut op = e.op.clone();
+        if let Some(run) = st.running.as_ref().filter(|r| r.id == id) {
+            op.flows_matched = run.matched;
+            op.results_kept = run.results.len() as u64;
+        }
+        Ok(op)
+    }
+
+    /// Operations newest first, optionally of one kind, `max` per page (≥ 1).
+    pub fn list(
+        &self,
+        kind: Option<OpKind>,
+        max: usize,
+        token: Option<&str>,
+    ) -> Result<(Vec<OperationSummary>, Option<String>), OpsError> {
+        if max == 0 {
+            return Err(OpsError::InvalidRequest(
+                "MaxResults: must be at least 1".into(),
+            ));
+        }
+        let cursor = token
+            .map(|t| {
+                ListCursor::decode(t)
+                    .filter(|c| c.kind == kind)
+                    .ok_or_else(|| bad_token("ListFlowOperations with the same filter"))
+            })
+            .transpose()?;
+        let st = self.lock();
+        let mut all: Vec<OperationSummary> = st
+            .history
+            .values()
+            .filter(|e| kind.is_none_or(|k| e.op.kind == k))
+            .map(|e| e.op.summary())
+            .filter(|s| {
+                cursor.as_ref().is_none_or(|c| {
+                    (s.requested_at_us, s.id.as_str()) < (c.requested_at_us, c.id.as_str())
+                })
+            })
+            .collect();
+        drop(st);
+        all.sort_by(|a, b| (b.requested_at_us, &b.id).cmp(&(a.requested_at_us, &a.id)));
+        let more = all.len() > max;
+        all.truncate(max);
+        let next = more.then(|| all.last()).flatten().map(|last| {
+            ListCursor {
+                kind,
+                requested_at_us: last.requested_at_us,
+                id: last.id.clone(),
+            }
+            .encode()
+        });
+        Ok((all, next))
+    }
+
+    /// One page of `id`'s results. While the operation is in progress the page is empty
+    /// (results are complete only once it is settled, as the service does).
+    pub fn results(
+        &self,
+        id: &str,
+        max: usize,
+        token: Option<&str>,
+    ) -> Result<(ResultsPage, Option<String>), OpsError> {
+        Self::check_id(id)?;
+        if max == 0 {
+            return Err(OpsError::InvalidRequest(
+                "MaxResults: must be at least 1".into(),
+            ));
+        }
+        let offset = match token {
+            None => 0,
+            Some(t) => {
+                ResultsCursor::decode(t)
+                    .filter(|c| c.id == id)
+                    .ok_or_else(|| bad_token("ListFlowOperationResults of the same operation"))?
+                    .offset
+            }
+        };
+        let (op, cached) = {
+            let mut st = self.lock();
+            let e = st.history.get(id).ok_or_else(|| Self::not_found(id))?;
+            let op = e.op.clone();
+            let cached = e.results.clone();
+            if cached.is_some() {
+                Self::touch_cache(&mut st, id);
+            }
+            (op, cached)
+        };
+        if op.status == OpStatus::InProgress {
+            return Ok((
+                ResultsPage {
+                    operation: op,
+                    flows: Vec::new(),
+                },
+                None,
+            ));
+        }
+        if offset > op.results_kept {
+            return Err(bad_token("ListFlowOperationResults of the same operation"));
+        }
+        let results = match cached {
+            Some(r) => r,
+            None if op.results_kept == 0 => Arc::new(Vec::new()),
+            None => {
+                // Everything submitted before is on disk after the barrier.
+                self.store.barrier();
+                let rs = self
+                    .store
+                    .read_results(id, false)
+                    .map_err(|e| OpsError::Internal(format!("reading the results of {id}: {e}")))?;
+                let rs = Arc::new(rs);
+                let mut st = self.lock();
+                if let Some(e) = st.history.get_mut(id) {
+                    e.results = Some(Arc::clone(&rs));
+                    Self::touch_cache(&mut st, id);
+                }
+                rs
+            }
+        };
+        let start = (offset as usize).min(results.len());
+        let end = start.saturating_add(max).min(results.len());
+        let next = (end < results.len()).then(|| {
+            ResultsCursor {
+                id: id.to_string(),
+                offset: end as u64,
+            }
+            .encode()
+        });
+        Ok((
+            ResultsPage {
+                operation: op,
+                flows: results[start..end].to_vec(),
+            },
+            next,
+        ))
+    }
+
+    pub fn metrics(&self) -> OpsMetrics {
+        let st = self.lock();
+        let c = &st.counters;
+        OpsMetrics {
+            started: OpKind::ALL
+                .iter()
+                .map(|k| (*k, c.started[kind_index(*k)]))
+                .collect(),
+            completed: OpKind::ALL
+                .iter()
+                .flat_map(|k| {
+                    OpStatus::ALL[1..]
+                        .iter()
+                        .map(move |s| (*k, *s, c.completed[kind_index(*k)][status_index(*s)]))
+                })
+                .collect(),
+            durations: OpKind::ALL
+                .iter()
+                .map(|k| (*k, c.durations[kind_index(*k)].clone()))
+                .collect(),
+            flows_captured: c.flows_captured,
+            flows_flushed: c.flows_flushed,
+            in_progress: u64::from(st.running.is_some()),
+            history_write_errors: self.store.errors(),
+        }
+    }
+
+    /// Waits until everything recorded so far is on disk (tests, orderly shutdown).
+    pub fn sync_history(&self) {
+        self.store.barrier();
+    }
+}
+
+fn bad_token(for_what: &str) -> OpsError {
+    OpsError::InvalidRequest(format!(
+        "NextToken: invalid pagination token (use the NextToken returned by the previous {for_what})"
+    ))
+}
+
+/// Settles an operation found IN_PROGRESS at start: the appliance died while it ran.
+fn mark_interrupted(op: &mut Operation, partial: u64, now: u64) {
+    for w in &mut op.workers {
+        if w.scan == WorkerScan::Running {
+            w.scan = WorkerScan::Aborted;
+        }
+    }
+    op.results_kept = partial;
+    op.flows_matched = op.flows_matched.max(partial);
+    op.completed_at_us = Some(now);
+    op.message = Some("Flow operation error".into());
+    if partial == 0 {
+        op.status = OpStatus::Failed;
+        op.detail = Some(
+            "the appliance stopped while the operation was in progress; no results were kept"
+                .into(),
+        );
+    } else {
+        op.status = OpStatus::CompletedWithErrors;
+        op.detail = Some(format!(
+            "the appliance stopped while the operation was in progress; {partial} partial results were kept"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_id_pattern() {
+        assert!(is_operation_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(is_operation_id(&crate::http::uuid_v4()));
+        for bad in [
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0f8fad5bxd9cb-469f-a165-70867728950e",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+            "",
+        ] {
+            assert!(!is_operation_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let mut h = DurationHistogram::new();
+        h.observe(0.2);
+        h.observe(3.0);
+        assert_eq!(h.count, 2);
+        let at = |b: f64| h.buckets.iter().find(|(x, _)| *x == b).unwrap().1;
+        assert_eq!(at(0.1), 0);
+        assert_eq!(at(0.25), 1);
+        assert_eq!(at(5.0), 2);
+        assert!((h.sum_seconds - 3.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn interrupted_operations_are_settled() {
+        let mut op = Operation {
+            id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            kind: OpKind::Flush,
+            status: OpStatus::InProgress,
+            message: None,
+            detail: None,
+            zone: "z".into(),
+            caller: "k".into(),
+            requested_at_us: 1,
+            completed_at_us: None,
+            request: StartRequest::new(OpKind::Flush, vec![], 0),
+            workers: vec![WorkerProgress {
+                worker: 0,
+                scan: WorkerScan::Running,
+                scanned: 0,
+                matched: 0,
+            }],
+            flows_matched: 0,
+            results_kept: 0,
+        };
+        let mut failed = op.clone();
+        mark_interrupted(&mut failed, 0, 9);
+        assert_eq!(failed.status, OpStatus::Failed);
+        assert_eq!(failed.workers[0].scan, WorkerScan::Aborted);
+        mark_interrupted(&mut op, 4, 9);
+        assert_eq!(op.status, OpStatus::CompletedWithErrors);
+        assert_eq!(op.results_kept, 4);
+        assert_eq!(op.message.as_deref(), Some("Flow operation error"));
+    }
+}
