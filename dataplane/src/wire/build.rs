@@ -54,7 +54,7 @@ pub enum EchoKind {
 /// let frame = FrameBuilder::new("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap())
 ///     .vlan(100)
 ///     .tcp(&TcpSegment { src_port: 40000, dst_port: 80, flags: 0x02, ..Default::default() });
-/// assert_eq!(frame.len(), 64);
+/// assert_eq!(frame.len(), 60); // 58 bytes of headers, padded to the Ethernet minimum
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameBuilder {
