@@ -8,7 +8,7 @@
 //! sized for a load factor of at most 1/2 at full slab capacity, so almost every key
 //! lives in its home bucket and insertion always finds room.
 
-use super::prefetch::touch;
+use super::prefetch::hint_read;
 
 /// Pairs per bucket (7 × 8 bytes + overflow + padding = one cache line).
 const SLOTS: usize = 7;
@@ -78,7 +78,7 @@ impl BucketIndex {
     #[inline(always)]
     pub(super) fn prefetch(&self, hash: u64) {
         if let Some(b) = self.buckets.get(self.home(hash)) {
-            touch(&b.overflow);
+            hint_read(b);
         }
     }
 
@@ -89,9 +89,19 @@ impl BucketIndex {
         let mut b = self.home(hash);
         for _ in 0..self.buckets.len() {
             let bucket = self.buckets.get(b)?;
-            for (&t, &id) in bucket.tags.iter().zip(&bucket.ids) {
-                if t == tag && id != NO_ID && is_match(id) {
-                    return Some(id);
+            // Branch-free tag compare over the bucket (vectorises), then visit the hits.
+            let mut hits = bucket
+                .tags
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, &t)| acc | (u32::from(t == tag) << i));
+            while hits != 0 {
+                let slot = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                if let Some(&id) = bucket.ids.get(slot) {
+                    if id != NO_ID && is_match(id) {
+                        return Some(id);
+                    }
                 }
             }
             if bucket.overflow == 0 {

@@ -8,7 +8,7 @@
 use super::entry::{flag, FlowEntry};
 use super::index::BucketIndex;
 use super::key::FlowKey;
-use super::prefetch::touch;
+use super::prefetch::hint_read;
 use super::state::{Dir, FlowState};
 use super::tcp;
 use super::timeouts::{Timeouts, TimeoutsSecs};
@@ -260,7 +260,7 @@ impl FlowShard {
     #[inline]
     pub fn prefetch_entry(&self, id: FlowId) {
         if let Some(e) = self.entries.get(id.0 as usize) {
-            touch(&e.last_seen);
+            hint_read(e);
         }
     }
 
