@@ -70,7 +70,11 @@ impl Api {
     /// Asserts an error of `kind` with HTTP `status`; returns its message.
     fn err(&self, action: &str, body: Value, status: u16, kind: &str) -> String {
         let (s, v) = self.call(action, body);
-        assert_eq!((s, v["__type"].as_str().unwrap_or("")), (status, kind), "{v}");
+        assert_eq!(
+            (s, v["__type"].as_str().unwrap_or("")),
+            (status, kind),
+            "{v}"
+        );
         v["message"].as_str().unwrap().to_string()
     }
 
@@ -142,7 +146,9 @@ fn start_flow_capture_and_describe_have_the_service_shapes() {
     assert_eq!(d["FlowOperationType"], "FLOW_CAPTURE");
     assert_eq!(d["FlowOperationStatus"], "IN_PROGRESS");
     assert!(d.get("StatusMessage").is_none());
-    let ts = d["FlowRequestTimestamp"].as_f64().expect("epoch seconds as a number");
+    let ts = d["FlowRequestTimestamp"]
+        .as_f64()
+        .expect("epoch seconds as a number");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -158,7 +164,11 @@ fn start_flow_capture_and_describe_have_the_service_shapes() {
     assert_eq!(d["FlowOperationStatus"], "COMPLETED");
 
     let audit = api.audit_lines();
-    assert_eq!(audit.len(), 1, "only the mutating call is audited: {audit:?}");
+    assert_eq!(
+        audit.len(),
+        1,
+        "only the mutating call is audited: {audit:?}"
+    );
     assert_eq!(audit[0]["action"], "StartFlowCapture");
     assert_eq!(audit[0]["access_key_id"], "AKIDTEST");
     assert_eq!(audit[0]["source_address"], "127.0.0.1");
@@ -234,7 +244,10 @@ fn list_flow_operation_results_renders_flows_and_pages() {
     let flows = v["Flows"].as_array().unwrap();
     assert_eq!(flows.len(), 1);
     assert!(v.get("NextToken").is_none());
-    assert_eq!(flows[0]["SourceAddress"]["AddressDefinition"], "2001:2::1/128");
+    assert_eq!(
+        flows[0]["SourceAddress"]["AddressDefinition"],
+        "2001:2::1/128"
+    );
     assert_eq!(flows[0]["PacketCount"], i32::MAX, "int32 saturates");
     assert_eq!(flows[0]["ByteCount"], i64::MAX, "int64 saturates");
 }
@@ -242,7 +255,10 @@ fn list_flow_operation_results_renders_flows_and_pages() {
 #[test]
 fn results_of_an_operation_in_progress_are_empty() {
     let api = Api::new("aws-inprog", 1, "");
-    let v = api.ok("StartFlowCapture", json!({"FlowFilters": [filter_src("198.18.0.0/15")]}));
+    let v = api.ok(
+        "StartFlowCapture",
+        json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
+    );
     let op = api.h.take_scan(0).op;
     api.h.flow(0, op, nth(1, 0));
     let r = api.ok(
@@ -258,7 +274,10 @@ fn list_flow_operations_is_newest_first_filtered_and_paged() {
     let api = Api::new("aws-list", 1, "");
     let a = api.completed_capture(&[]);
     std::thread::sleep(std::time::Duration::from_millis(2));
-    let f = api.ok("StartFlowFlush", json!({"FlowFilters": [filter_src("198.18.0.0/15")]}));
+    let f = api.ok(
+        "StartFlowFlush",
+        json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
+    );
     let op = api.h.take_scan(0).op;
     api.h.done(0, op, 1, 0);
     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -280,7 +299,10 @@ fn list_flow_operations_is_newest_first_filtered_and_paged() {
     assert_eq!(v["FlowOperations"][0]["FlowOperationId"], a.as_str());
     assert!(v.get("NextToken").is_none());
 
-    let v = api.ok("ListFlowOperations", json!({"FlowOperationType": "FLOW_FLUSH"}));
+    let v = api.ok(
+        "ListFlowOperations",
+        json!({"FlowOperationType": "FLOW_FLUSH"}),
+    );
     assert_eq!(v["FlowOperations"].as_array().unwrap().len(), 1);
     let m = api.err(
         "ListFlowOperations",
@@ -296,12 +318,52 @@ fn protocol_level_errors() {
     let api = Api::new("aws-proto", 1, "");
     let body = json!({"FirewallArn": ARN}).to_string();
     let cases: Vec<(Request, u16, &str)> = vec![
-        (raw(Some("NetworkFirewall_20201112.DeleteFirewall"), "POST", body.as_bytes()), 400, "UnknownOperationException"),
-        (raw(Some("Bogus.StartFlowCapture"), "POST", body.as_bytes()), 400, "UnknownOperationException"),
-        (raw(None, "POST", body.as_bytes()), 400, "UnknownOperationException"),
-        (raw(Some("NetworkFirewall_20201112.ListFlowOperations"), "POST", b"{not json"), 400, "SerializationException"),
-        (raw(Some("NetworkFirewall_20201112.ListFlowOperations"), "POST", b"[1,2]"), 400, "SerializationException"),
-        (raw(Some("NetworkFirewall_20201112.ListFlowOperations"), "GET", body.as_bytes()), 400, "InvalidRequestException"),
+        (
+            raw(
+                Some("NetworkFirewall_20201112.DeleteFirewall"),
+                "POST",
+                body.as_bytes(),
+            ),
+            400,
+            "UnknownOperationException",
+        ),
+        (
+            raw(Some("Bogus.StartFlowCapture"), "POST", body.as_bytes()),
+            400,
+            "UnknownOperationException",
+        ),
+        (
+            raw(None, "POST", body.as_bytes()),
+            400,
+            "UnknownOperationException",
+        ),
+        (
+            raw(
+                Some("NetworkFirewall_20201112.ListFlowOperations"),
+                "POST",
+                b"{not json",
+            ),
+            400,
+            "SerializationException",
+        ),
+        (
+            raw(
+                Some("NetworkFirewall_20201112.ListFlowOperations"),
+                "POST",
+                b"[1,2]",
+            ),
+            400,
+            "SerializationException",
+        ),
+        (
+            raw(
+                Some("NetworkFirewall_20201112.ListFlowOperations"),
+                "GET",
+                body.as_bytes(),
+            ),
+            400,
+            "InvalidRequestException",
+        ),
     ];
     for (req, status, kind) in cases {
         let (s, v) = api.send(&req);
@@ -309,8 +371,15 @@ fn protocol_level_errors() {
         assert!(!v["message"].as_str().unwrap().is_empty());
     }
     // An empty body is an empty structure: FirewallArn is then missing.
-    let (s, v) = api.send(&raw(Some("NetworkFirewall_20201112.ListFlowOperations"), "POST", b""));
-    assert_eq!((s, v["__type"].as_str().unwrap()), (400, "InvalidRequestException"));
+    let (s, v) = api.send(&raw(
+        Some("NetworkFirewall_20201112.ListFlowOperations"),
+        "POST",
+        b"",
+    ));
+    assert_eq!(
+        (s, v["__type"].as_str().unwrap()),
+        (400, "InvalidRequestException")
+    );
     assert_eq!(v["message"], "FirewallArn: missing required parameter");
     // Refused calls are audited with their error type.
     let audit = api.audit_lines();
@@ -332,17 +401,35 @@ fn scope_errors() {
     );
     assert!(m.contains("firewall/other"), "{m}");
     for bad in ["", "not-an-arn", &format!("arn:aws:{}", "x".repeat(300))] {
-        api.err("ListFlowOperations", json!({"FirewallArn": bad}), 400, "InvalidRequestException");
+        api.err(
+            "ListFlowOperations",
+            json!({"FirewallArn": bad}),
+            400,
+            "InvalidRequestException",
+        );
     }
-    api.err("ListFlowOperations", json!({"FirewallArn": 5}), 400, "SerializationException");
+    api.err(
+        "ListFlowOperations",
+        json!({"FirewallArn": 5}),
+        400,
+        "SerializationException",
+    );
     let m = api.err(
         "ListFlowOperations",
         json!({"AvailabilityZone": "zone-b"}),
         400,
         "InvalidRequestException",
     );
-    assert!(m.starts_with("AvailabilityZone: 'zone-b' is not this firewall's"), "{m}");
-    api.err("ListFlowOperations", json!({"AvailabilityZoneId": "use1-az9"}), 400, "InvalidRequestException");
+    assert!(
+        m.starts_with("AvailabilityZone: 'zone-b' is not this firewall's"),
+        "{m}"
+    );
+    api.err(
+        "ListFlowOperations",
+        json!({"AvailabilityZoneId": "use1-az9"}),
+        400,
+        "InvalidRequestException",
+    );
     api.err(
         "ListFlowOperations",
         json!({"VpcEndpointAssociationArn": "nope"}),
@@ -367,21 +454,39 @@ fn start_validation_errors_name_the_field() {
         "FlowFilters: at most 20 filters are allowed, got 21"
     );
     let m = start(json!({"FlowFilters": [filter_src("198.18.0.300/24")]}));
-    assert!(m.starts_with("FlowFilters[0].SourceAddress.AddressDefinition: '198.18.0.300/24'"), "{m}");
+    assert!(
+        m.starts_with("FlowFilters[0].SourceAddress.AddressDefinition: '198.18.0.300/24'"),
+        "{m}"
+    );
     let m = start(json!({"FlowFilters": [
         filter_src("198.18.0.0/24"),
         filter_src("198.18.0.0/24"),
         {"DestinationAddress": {"AddressDefinition": "198.18.1.0/24"}, "DestinationPort": "70000"}
     ]}));
-    assert!(m.starts_with("FlowFilters[2].DestinationPort: '70000' is not a valid port"), "{m}");
+    assert!(
+        m.starts_with("FlowFilters[2].DestinationPort: '70000' is not a valid port"),
+        "{m}"
+    );
     let m = start(json!({"FlowFilters": [{"SourcePort": "80"}]}));
-    assert!(m.starts_with("FlowFilters[0]: a filter needs at least one address"), "{m}");
+    assert!(
+        m.starts_with("FlowFilters[0]: a filter needs at least one address"),
+        "{m}"
+    );
     let m = start(json!({"FlowFilters": [{"SourceAddress": {}}]}));
-    assert_eq!(m, "FlowFilters[0].SourceAddress.AddressDefinition: missing required parameter");
-    let m = start(json!({"FlowFilters": [{"SourceAddress": {"AddressDefinition": "198.18.0.0/24"}, "Protocols": ["tcpx"]}]}));
+    assert_eq!(
+        m,
+        "FlowFilters[0].SourceAddress.AddressDefinition: missing required parameter"
+    );
+    let m = start(
+        json!({"FlowFilters": [{"SourceAddress": {"AddressDefinition": "198.18.0.0/24"}, "Protocols": ["tcpx"]}]}),
+    );
     assert!(m.starts_with("FlowFilters[0].Protocols[0]: 'tcpx'"), "{m}");
-    let m = start(json!({"FlowFilters": [filter_src("198.18.0.0/24")], "MinimumFlowAgeInSeconds": -1}));
-    assert!(m.starts_with("MinimumFlowAgeInSeconds: -1 is out of range"), "{m}");
+    let m =
+        start(json!({"FlowFilters": [filter_src("198.18.0.0/24")], "MinimumFlowAgeInSeconds": -1}));
+    assert!(
+        m.starts_with("MinimumFlowAgeInSeconds: -1 is out of range"),
+        "{m}"
+    );
     for body in [
         json!({"FlowFilters": "x"}),
         json!({"FlowFilters": ["x"]}),
@@ -393,7 +498,9 @@ fn start_validation_errors_name_the_field() {
     }
     assert!(api.h.rings[0].commands.is_empty(), "nothing was started");
     let audit = api.audit_lines();
-    assert!(audit.iter().all(|l| l["outcome"] == "refused" && l["operation_id"].is_null()));
+    assert!(audit
+        .iter()
+        .all(|l| l["outcome"] == "refused" && l["operation_id"].is_null()));
 }
 
 #[test]
@@ -401,8 +508,16 @@ fn operation_id_pagination_and_throttling_errors() {
     let api = Api::new("aws-ids", 1, "");
     for action in ["DescribeFlowOperation", "ListFlowOperationResults"] {
         api.err(action, json!({}), 400, "InvalidRequestException");
-        let m = api.err(action, json!({"FlowOperationId": "ABC"}), 400, "InvalidRequestException");
-        assert!(m.starts_with("FlowOperationId: 'ABC' does not match"), "{m}");
+        let m = api.err(
+            action,
+            json!({"FlowOperationId": "ABC"}),
+            400,
+            "InvalidRequestException",
+        );
+        assert!(
+            m.starts_with("FlowOperationId: 'ABC' does not match"),
+            "{m}"
+        );
         let m = api.err(
             action,
             json!({"FlowOperationId": "0f8fad5b-d9cb-469f-a165-70867728950e"}),
@@ -412,22 +527,38 @@ fn operation_id_pagination_and_throttling_errors() {
         assert!(m.contains("0f8fad5b-d9cb-469f-a165-70867728950e"), "{m}");
     }
     for max in [0, 101, -1] {
-        let m = api.err("ListFlowOperations", json!({"MaxResults": max}), 400, "InvalidRequestException");
+        let m = api.err(
+            "ListFlowOperations",
+            json!({"MaxResults": max}),
+            400,
+            "InvalidRequestException",
+        );
         assert!(m.starts_with("MaxResults"), "{m}");
     }
     for token in ["has spaces", "", "Zm9v"] {
-        let m = api.err("ListFlowOperations", json!({"NextToken": token}), 400, "InvalidRequestException");
+        let m = api.err(
+            "ListFlowOperations",
+            json!({"NextToken": token}),
+            400,
+            "InvalidRequestException",
+        );
         assert!(m.starts_with("NextToken"), "{m}");
     }
 
-    let first = api.ok("StartFlowCapture", json!({"FlowFilters": [filter_src("198.18.0.0/15")]}));
+    let first = api.ok(
+        "StartFlowCapture",
+        json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
+    );
     let m = api.err(
         "StartFlowFlush",
         json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
         429,
         "ThrottlingException",
     );
-    assert!(m.contains(first["FlowOperationId"].as_str().unwrap()), "{m}");
+    assert!(
+        m.contains(first["FlowOperationId"].as_str().unwrap()),
+        "{m}"
+    );
     let audit = api.audit_lines();
     let last = audit.last().unwrap();
     assert_eq!(last["action"], "StartFlowFlush");
@@ -438,14 +569,20 @@ fn operation_id_pagination_and_throttling_errors() {
 #[test]
 fn status_messages_stay_within_the_aws_pattern() {
     let api = Api::new("aws-msg", 2, "worker_timeout_ms = 50\nresult_cap = 1");
-    let v = api.ok("StartFlowCapture", json!({"FlowFilters": [filter_src("198.18.0.0/15")]}));
+    let v = api.ok(
+        "StartFlowCapture",
+        json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
+    );
     let op = api.h.take_scan(0).op;
     api.h.take_scan(1);
     api.h.flow(0, op, nth(1, 0));
     api.h.flow(0, op, nth(2, 0)); // beyond the cap
     std::thread::sleep(std::time::Duration::from_millis(80));
     api.h.ops.tick(); // and both workers time out
-    let d = api.ok("DescribeFlowOperation", json!({"FlowOperationId": v["FlowOperationId"]}));
+    let d = api.ok(
+        "DescribeFlowOperation",
+        json!({"FlowOperationId": v["FlowOperationId"]}),
+    );
     assert_eq!(d["FlowOperationStatus"], "COMPLETED_WITH_ERRORS");
     let msg = d["StatusMessage"].as_str().unwrap();
     assert_eq!(msg, "Flow timeout");
@@ -457,17 +594,24 @@ fn status_messages_stay_within_the_aws_pattern() {
     assert_eq!(r["Flows"].as_array().unwrap().len(), 1);
 
     let api = Api::new("aws-msg2", 1, "result_cap = 1");
-    let v = api.ok("StartFlowCapture", json!({"FlowFilters": [filter_src("198.18.0.0/15")]}));
+    let v = api.ok(
+        "StartFlowCapture",
+        json!({"FlowFilters": [filter_src("198.18.0.0/15")]}),
+    );
     let op = api.h.take_scan(0).op;
     api.h.flow(0, op, nth(1, 0));
     api.h.flow(0, op, nth(2, 0));
     api.h.cancelled(0, op);
-    let d = api.ok("DescribeFlowOperation", json!({"FlowOperationId": v["FlowOperationId"]}));
+    let d = api.ok(
+        "DescribeFlowOperation",
+        json!({"FlowOperationId": v["FlowOperationId"]}),
+    );
     let msg = d["StatusMessage"].as_str().unwrap();
     assert_eq!(msg, "Result cap of 1 flows reached");
     for m in ["Flow timeout", msg, "Flow operation error"] {
         assert!(
-            m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' '),
+            m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' '),
             "{m}"
         );
     }

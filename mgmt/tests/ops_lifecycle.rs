@@ -13,9 +13,7 @@ use dataplane::flow::FlowState;
 use dataplane::worker::cmd::{Command, ScanKind};
 use dataplane::worker::{Event, Reply};
 use mgmt::control::Sink;
-use mgmt::ops::{
-    FilterSpec, OpKind, OpStatus, OpsError, OpsManager, StartRequest, WorkerScan,
-};
+use mgmt::ops::{FilterSpec, OpKind, OpStatus, OpsError, OpsManager, StartRequest, WorkerScan};
 use ops_support::*;
 
 fn src_filter(cidr: &str) -> FilterSpec {
@@ -59,7 +57,10 @@ fn capture_is_broadcast_and_results_aggregate_until_every_worker_is_done() {
     assert!(mgmt::ops::is_operation_id(&s.id));
 
     let scans = [h.take_scan(0), h.take_scan(1)];
-    assert_eq!(scans[0].op, scans[1].op, "one sequence number per operation");
+    assert_eq!(
+        scans[0].op, scans[1].op,
+        "one sequence number per operation"
+    );
     assert_eq!(scans[0].kind, ScanKind::Capture);
     let m = &scans[0].filter;
     assert_eq!(m.min_age_ticks, 20 * TPS);
@@ -93,7 +94,10 @@ fn capture_is_broadcast_and_results_aggregate_until_every_worker_is_done() {
     let f = &page.flows;
     assert_eq!(f.len(), 3);
     assert_eq!(f[0].src_ip().to_string(), "198.18.0.1");
-    assert_eq!((f[0].src_port, f[0].dst_port, f[0].protocol), (40000, 80, 6));
+    assert_eq!(
+        (f[0].src_port, f[0].dst_port, f[0].protocol),
+        (40000, 80, 6)
+    );
     assert_eq!(f[0].age_secs, 42);
     assert_eq!(f[0].packet_count(), 15);
     assert_eq!(f[0].byte_count(), 2200);
@@ -118,10 +122,16 @@ fn a_second_operation_in_the_zone_is_throttled_until_the_first_settles() {
         }
         other => panic!("expected throttling, got {other:?}"),
     }
-    assert!(h.rings[0].commands.is_empty(), "a refused operation sends nothing");
+    assert!(
+        h.rings[0].commands.is_empty(),
+        "a refused operation sends nothing"
+    );
     // Validation comes first: an invalid request is invalid even while busy.
     let bad = StartRequest::new(OpKind::Flush, vec![], 0);
-    assert!(matches!(h.ops.start(bad, "AKID"), Err(OpsError::InvalidRequest(_))));
+    assert!(matches!(
+        h.ops.start(bad, "AKID"),
+        Err(OpsError::InvalidRequest(_))
+    ));
 
     h.done(0, op, 1, 0);
     let second = h.ops.start(flush(), "AKID").unwrap();
@@ -147,9 +157,16 @@ fn a_worker_that_does_not_finish_in_time_completes_the_operation_with_errors() {
     assert_eq!(d.status, OpStatus::CompletedWithErrors);
     assert_eq!(d.message.as_deref(), Some("Flow timeout"));
     let detail = d.detail.unwrap();
-    assert!(detail.contains("worker 1 did not finish within 150 ms"), "{detail}");
+    assert!(
+        detail.contains("worker 1 did not finish within 150 ms"),
+        "{detail}"
+    );
     assert_eq!(d.workers[1].scan, WorkerScan::TimedOut);
-    assert_eq!(h.take_cancel(1), Some(op), "the late worker's scan is cancelled");
+    assert_eq!(
+        h.take_cancel(1),
+        Some(op),
+        "the late worker's scan is cancelled"
+    );
     assert_eq!(h.take_cancel(0), None);
     // The partial results are served.
     assert_eq!(h.ops.results(&s.id, 10, None).unwrap().0.flows.len(), 1);
@@ -169,7 +186,11 @@ fn result_cap_stops_a_capture_and_marks_it_partial() {
     for i in 0..3 {
         h.flow(0, op, nth(i, 0));
     }
-    assert_eq!(h.take_cancel(0), None, "no cancel before the cap is exceeded");
+    assert_eq!(
+        h.take_cancel(0),
+        None,
+        "no cancel before the cap is exceeded"
+    );
     h.flow(0, op, nth(3, 0));
     assert_eq!(h.take_cancel(0), Some(op));
     assert_eq!(h.take_cancel(1), Some(op));
@@ -272,7 +293,10 @@ fn results_and_history_page_with_opaque_tokens() {
     assert_eq!(flushes[0].kind, OpKind::Flush);
     // A token issued for an unfiltered listing does not page a filtered one.
     assert!(h.ops.list(Some(OpKind::Capture), 2, t1.as_deref()).is_err());
-    assert!(matches!(h.ops.list(None, 0, None), Err(OpsError::InvalidRequest(_))));
+    assert!(matches!(
+        h.ops.list(None, 0, None),
+        Err(OpsError::InvalidRequest(_))
+    ));
 }
 
 #[test]
@@ -326,19 +350,32 @@ fn operations_interrupted_by_a_crash_are_settled_at_start() {
     assert_eq!(d.status, OpStatus::CompletedWithErrors);
     assert_eq!(d.message.as_deref(), Some("Flow operation error"));
     assert!(d.detail.unwrap().contains("2 partial results were kept"));
-    assert_eq!(h.ops.results(&partial.id, 10, None).unwrap().0.flows.len(), 2);
+    assert_eq!(
+        h.ops.results(&partial.id, 10, None).unwrap().0.flows.len(),
+        2
+    );
 
     // ...and one with none, plus a torn result record and a leftover temp file.
     let empty = h.ops.start(capture(), "AKID").unwrap();
     h.take_scan(0);
     h.ops.sync_history();
-    std::fs::write(h.ops_dir().join(format!("{}.flows", empty.id)), b"FGFLOWS1torn").unwrap();
+    std::fs::write(
+        h.ops_dir().join(format!("{}.flows", empty.id)),
+        b"FGFLOWS1torn",
+    )
+    .unwrap();
     std::fs::write(h.ops_dir().join("stray.json.tmp"), b"{").unwrap();
     let h = h.restart();
     let d = h.ops.describe(&empty.id).unwrap();
     assert_eq!(d.status, OpStatus::Failed);
     assert!(d.detail.unwrap().contains("no results were kept"));
-    assert!(h.ops.results(&empty.id, 10, None).unwrap().0.flows.is_empty());
+    assert!(h
+        .ops
+        .results(&empty.id, 10, None)
+        .unwrap()
+        .0
+        .flows
+        .is_empty());
     assert!(!h.ops_dir().join("stray.json.tmp").exists());
     // The zone is free after the restart.
     assert!(h.ops.start(capture(), "AKID").is_ok());
@@ -349,7 +386,10 @@ fn unknown_and_malformed_ids() {
     let h = Harness::new("ids", 1, "");
     let unknown = "0f8fad5b-d9cb-469f-a165-70867728950e";
     assert!(matches!(h.ops.describe(unknown), Err(OpsError::NotFound(m)) if m.contains(unknown)));
-    assert!(matches!(h.ops.results(unknown, 1, None), Err(OpsError::NotFound(_))));
+    assert!(matches!(
+        h.ops.results(unknown, 1, None),
+        Err(OpsError::NotFound(_))
+    ));
     for bad in ["nope", "0F8FAD5B-D9CB-469F-A165-70867728950E", ""] {
         assert!(matches!(
             h.ops.describe(bad),

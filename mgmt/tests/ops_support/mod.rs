@@ -138,7 +138,11 @@ impl Harness {
             ops,
         } = self;
         ops.sync_history();
-        assert_eq!(Arc::strong_count(&ops), 1, "a test still holds the old manager");
+        assert_eq!(
+            Arc::strong_count(&ops),
+            1,
+            "a test still holds the old manager"
+        );
         // Dropping the manager joins its history writer before the new one loads.
         drop(ops);
         let ops = OpsManager::new(&cfg, Arc::clone(&control), clock()).unwrap();
