@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::packet::{v4_to_addr, Tuple};
-use dataplane::policy::{load_policy, CompiledPolicy, Policy};
+use dataplane::packet::{v4_to_addr, PacketMeta, Tuple};
+use dataplane::policy::{load_policy, CompiledPolicy, Policy, StatelessAction};
 
 /// Deterministic xorshift so every run benches the same policy and traffic.
 struct Rng(u64);
@@ -79,6 +79,25 @@ fn policy(n: usize) -> Policy {
     p
 }
 
+/// `n` stateless rules like an operator writes them: a few blocked prefixes and ports, one
+/// TCP-flags rule; none of them matches the bench traffic, so every packet pays for all.
+fn stateless_policy(n: usize) -> CompiledPolicy {
+    let mut text = String::from("[stateless]\ndefault_action = \"forward_to_sfe\"\n");
+    for i in 0..n {
+        text += &format!(
+            "[[stateless.rules]]\npriority = {}\naction = \"drop\"\nsources = [\"10.{i}.0.0/16\"]\nprotocols = [6, 17]\n\
+             destination_ports = [\"{}\"]\n",
+            i + 1,
+            6000 + i
+        );
+    }
+    text += "[[stateless.rules]]\npriority = 1000\naction = \"drop\"\nprotocols = [6]\n\
+             tcp_flags = [{ flags = [\"FIN\", \"PSH\", \"URG\"] }]\n";
+    let p = Policy::from_toml_str(&text, std::path::Path::new("bench.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    CompiledPolicy::compile(&p, 1)
+}
+
 fn tuples(n: usize) -> Vec<Tuple> {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     (0..n)
@@ -116,6 +135,30 @@ fn bench_policy(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("compile_1000_rules", |b| {
         b.iter(|| CompiledPolicy::compile(black_box(&p), 2))
+    });
+
+    // Stateless rules run on every packet, so their cost is per packet, not per flow.
+    let stateless = stateless_policy(10);
+    let packets: Vec<PacketMeta> = flows
+        .iter()
+        .map(|t| PacketMeta {
+            proto: t.proto,
+            src: t.src,
+            dst: t.dst,
+            src_port: t.src_port,
+            dst_port: t.dst_port,
+            tcp_flags: 0x10,
+            ..PacketMeta::default()
+        })
+        .collect();
+    g.throughput(Throughput::Elements(packets.len() as u64));
+    g.bench_function("stateless_10_rules_4096_packets", |b| {
+        b.iter(|| {
+            packets
+                .iter()
+                .filter(|m| stateless.stateless(black_box(m)) == StatelessAction::Drop)
+                .count()
+        })
     });
     g.finish();
 }

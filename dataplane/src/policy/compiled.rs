@@ -220,6 +220,13 @@ impl CompiledPolicy {
         if fragment && m.proto != proto::UDP {
             return StatelessAction::Drop;
         }
+        if self.stateless_entries.is_empty() {
+            return if fragment {
+                self.fragment_default
+            } else {
+                self.stateless_default
+            };
+        }
         let later = m.fragment == Fragment::Later;
         let mut action = None;
         self.stateless

@@ -309,7 +309,11 @@ pub fn parse_cidr(text: &str) -> Result<SetExpr, PolicyErrorKind> {
         let host = u128::MAX.checked_shr(len).unwrap_or(0);
         let net = u128::from(v6) & !host;
         let (lo, hi) = (net, net | host);
-        // Cut the IPv4-mapped block out so `::/0` means "all IPv6", as in Suricata.
+        // An IPv4-mapped CIDR (`::ffff:10.0.0.0/120`) is IPv4 in our address space.
+        if V4_MAPPED_LO <= lo && hi <= V4_MAPPED_HI {
+            return Ok(SetExpr::Range(lo, hi));
+        }
+        // Otherwise cut the IPv4-mapped block out so `::/0` means "all IPv6", as in Suricata.
         let parts: Vec<SetExpr> = RangeSet(vec![(lo, hi)])
             .intersect(&RangeSet(vec![(V4_MAPPED_LO, V4_MAPPED_HI)]).complement(ADDR_MAX))
             .0
@@ -521,6 +525,12 @@ mod tests {
         assert!(!both(&e, ADDR_MAX, v4("10.0.0.1")));
         let any = parse_addr("any", &vars()).unwrap();
         assert!(both(&any, ADDR_MAX, v4("10.0.0.1")));
+        let v4_only = parse_addr("0.0.0.0/0", &vars()).unwrap();
+        assert!(!both(&v4_only, ADDR_MAX, v6("2001:2::1")));
+        // IPv4-mapped notation names IPv4 addresses.
+        let mapped = parse_addr("::ffff:10.0.0.0/120", &vars()).unwrap();
+        assert!(both(&mapped, ADDR_MAX, v4("10.0.0.9")));
+        assert!(!both(&mapped, ADDR_MAX, v4("10.0.1.9")));
     }
 
     #[test]
