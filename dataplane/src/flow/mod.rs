@@ -8,7 +8,8 @@
 //! * [`shard`]: [`FlowShard`], one worker's table: lookup/insert/update/remove, emergency
 //!   eviction, expiry slices and bounded capture/flush scans.
 //! * `tcp` (private): the TCP state machine and sequence tracking.
-//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: cache warming.
+//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the (for now no-op)
+//!   prefetch hooks and why.
 //!
 //! The burst loop is expected to: compute keys and hashes for the burst and call
 //! [`FlowShard::prefetch_bucket`] on each; then, a few packets ahead of the one it

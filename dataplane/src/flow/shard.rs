@@ -237,7 +237,8 @@ impl FlowShard {
             + self.free.len() * 4
     }
 
-    /// Starts loading the home bucket of `hash` (pass 1 of a burst).
+    /// Hint: the home bucket of `hash` is read soon (pass 1 of a burst). A no-op until a
+    /// safe prefetch exists (see `flow/prefetch.rs`); call it anyway.
     #[inline]
     pub fn prefetch_bucket(&self, hash: u64) {
         self.index.prefetch(hash);
@@ -256,7 +257,8 @@ impl FlowShard {
             .map(FlowId)
     }
 
-    /// Starts loading the entry `id` (pass 2 of a burst, after the lookup).
+    /// Hint: entry `id` is read soon (pass 2 of a burst, after the lookup). A no-op for
+    /// now, like [`FlowShard::prefetch_bucket`].
     #[inline]
     pub fn prefetch_entry(&self, id: FlowId) {
         if let Some(e) = self.entries.get(id.0 as usize) {
