@@ -360,13 +360,12 @@ pub fn main() -> ExitCode {
 /// Runs one command, writing its output to `out` (progress goes to stderr).
 pub fn run(argv: &[String], env: Env, out: &mut dyn Write) -> Result<(), CliError> {
     let args = Args::parse(argv)?;
-    if args.help || args.positional.is_empty() {
+    if args.help {
         let _ = out.write_all(USAGE.as_bytes());
-        return if args.help {
-            Ok(())
-        } else {
-            Err(usage("no command given"))
-        };
+        return Ok(());
+    }
+    if args.positional.is_empty() {
+        return Err(usage(format!("no command given\n\n{USAGE}")));
     }
     let api = Api::new(
         args.api.as_deref().unwrap_or(&env.api),
