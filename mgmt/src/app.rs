@@ -71,8 +71,12 @@ impl App {
         let open = |v: &str| -> Result<Option<LineWriter>, String> {
             cfg.log_target(v)
                 .map(|t| {
-                    LineWriter::open(t.clone(), cfg.logging.max_file_bytes, cfg.logging.keep_files)
-                        .map_err(|e| format!("cannot open log {t:?}: {e}"))
+                    LineWriter::open(
+                        t.clone(),
+                        cfg.logging.max_file_bytes,
+                        cfg.logging.keep_files,
+                    )
+                    .map_err(|e| format!("cannot open log {t:?}: {e}"))
                 })
                 .transpose()
         };
@@ -123,8 +127,15 @@ impl App {
         let src = source.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         match &res {
             Ok(p) => {
-                self.audit
-                    .record(caller, src, "ReloadPolicy", None, "ok", None, Some(&p.summary()));
+                self.audit.record(
+                    caller,
+                    src,
+                    "ReloadPolicy",
+                    None,
+                    "ok",
+                    None,
+                    Some(&p.summary()),
+                );
                 eprintln!("flowgate: policy reloaded: {}", p.summary());
             }
             Err(e) => {
@@ -242,34 +253,103 @@ impl App {
             for (i, name) in self.ports.iter().enumerate() {
                 let p = &c.ports[i];
                 let l = [("port", name.as_str()), ("worker", ws.as_str())];
-                f.counter("flowgate_rx_packets_total", "Packets received", &l, p.rx_packets as f64);
-                f.counter("flowgate_rx_bytes_total", "Bytes received", &l, p.rx_bytes as f64);
-                f.counter("flowgate_tx_packets_total", "Packets transmitted", &l, p.tx_packets as f64);
-                f.counter("flowgate_tx_bytes_total", "Bytes transmitted", &l, p.tx_bytes as f64);
+                f.counter(
+                    "flowgate_rx_packets_total",
+                    "Packets received",
+                    &l,
+                    p.rx_packets as f64,
+                );
+                f.counter(
+                    "flowgate_rx_bytes_total",
+                    "Bytes received",
+                    &l,
+                    p.rx_bytes as f64,
+                );
+                f.counter(
+                    "flowgate_tx_packets_total",
+                    "Packets transmitted",
+                    &l,
+                    p.tx_packets as f64,
+                );
+                f.counter(
+                    "flowgate_tx_bytes_total",
+                    "Bytes transmitted",
+                    &l,
+                    p.tx_bytes as f64,
+                );
                 for r in DropReason::ALL {
                     f.counter(
                         "flowgate_dropped_packets_total",
                         "Packets dropped, by the port they arrived on and why",
-                        &[("port", name.as_str()), ("worker", ws.as_str()), ("reason", r.as_str())],
+                        &[
+                            ("port", name.as_str()),
+                            ("worker", ws.as_str()),
+                            ("reason", r.as_str()),
+                        ],
                         p.dropped[r as usize] as f64,
                     );
                 }
             }
-            f.gauge("flowgate_flows_active", "Flows in the table", &wl, c.flows_active as f64);
-            f.gauge("flowgate_flow_table_capacity", "Flow table capacity", &wl, c.table_capacity as f64);
+            f.gauge(
+                "flowgate_flows_active",
+                "Flows in the table",
+                &wl,
+                c.flows_active as f64,
+            );
+            f.gauge(
+                "flowgate_flow_table_capacity",
+                "Flow table capacity",
+                &wl,
+                c.table_capacity as f64,
+            );
             f.gauge(
                 "flowgate_flow_table_occupancy_ratio",
                 "Flows in the table over its capacity",
                 &wl,
                 c.flows_active as f64 / (c.table_capacity.max(1)) as f64,
             );
-            f.gauge("flowgate_flow_table_emergency", "1 while the shard is in emergency mode", &wl, c.emergency_mode as u8 as f64);
-            f.counter("flowgate_flows_created_total", "Flows created", &wl, c.flows_created as f64);
-            f.counter("flowgate_flows_closed_total", "Flows ended after a TCP close", &wl, c.flows_closed as f64);
-            f.counter("flowgate_flows_expired_total", "Flows ended by idle timeout", &wl, c.flows_expired as f64);
-            f.counter("flowgate_flows_flushed_total", "Flows removed by a flush", &wl, c.flows_flushed as f64);
-            f.counter("flowgate_flows_evicted_total", "Flows evicted to make room", &wl, c.flows_evicted as f64);
-            f.counter("flowgate_table_full_total", "New flows refused because the shard was full", &wl, c.table_full_events as f64);
+            f.gauge(
+                "flowgate_flow_table_emergency",
+                "1 while the shard is in emergency mode",
+                &wl,
+                c.emergency_mode as u8 as f64,
+            );
+            f.counter(
+                "flowgate_flows_created_total",
+                "Flows created",
+                &wl,
+                c.flows_created as f64,
+            );
+            f.counter(
+                "flowgate_flows_closed_total",
+                "Flows ended after a TCP close",
+                &wl,
+                c.flows_closed as f64,
+            );
+            f.counter(
+                "flowgate_flows_expired_total",
+                "Flows ended by idle timeout",
+                &wl,
+                c.flows_expired as f64,
+            );
+            f.counter(
+                "flowgate_flows_flushed_total",
+                "Flows removed by a flush",
+                &wl,
+                c.flows_flushed as f64,
+            );
+            f.counter(
+                "flowgate_flows_evicted_total",
+                "Flows evicted to make room",
+                &wl,
+                c.flows_evicted as f64,
+            );
+            f.counter(
+                "flowgate_table_full_total",
+                "New flows refused because the shard was full",
+                &wl,
+                c.table_full_events as f64,
+            );
             for (outcome, v) in [
                 ("dropped", c.midstream_dropped),
                 ("continued", c.midstream_continued),
@@ -282,21 +362,50 @@ impl App {
                     v as f64,
                 );
             }
-            f.counter("flowgate_rsts_sent_total", "TCP resets generated", &wl, c.rsts_sent as f64);
+            f.counter(
+                "flowgate_rsts_sent_total",
+                "TCP resets generated",
+                &wl,
+                c.rsts_sent as f64,
+            );
             for (e, engine) in ["stateless", "stateful"].iter().enumerate() {
                 for (a, action) in ["pass", "drop", "reject", "alert"].iter().enumerate() {
                     f.counter(
                         "flowgate_packets_by_action_total",
                         "Decisions by engine and action (stateful: per new flow)",
-                        &[("worker", ws.as_str()), ("engine", engine), ("action", action)],
+                        &[
+                            ("worker", ws.as_str()),
+                            ("engine", engine),
+                            ("action", action),
+                        ],
                         c.by_engine_action[e][a] as f64,
                     );
                 }
             }
-            f.counter("flowgate_malformed_packets_total", "Malformed or truncated frames", &wl, c.malformed as f64);
-            f.counter("flowgate_events_dropped_total", "Flow/alert events lost because the event ring was full", &wl, c.events_dropped as f64);
-            f.gauge("flowgate_worker_policy_epoch", "Policy epoch the worker runs", &wl, c.policy_epoch as f64);
-            f.counter("flowgate_worker_loops_total", "Worker poll-loop iterations (heartbeat)", &wl, c.loops as f64);
+            f.counter(
+                "flowgate_malformed_packets_total",
+                "Malformed or truncated frames",
+                &wl,
+                c.malformed as f64,
+            );
+            f.counter(
+                "flowgate_events_dropped_total",
+                "Flow/alert events lost because the event ring was full",
+                &wl,
+                c.events_dropped as f64,
+            );
+            f.gauge(
+                "flowgate_worker_policy_epoch",
+                "Policy epoch the worker runs",
+                &wl,
+                c.policy_epoch as f64,
+            );
+            f.counter(
+                "flowgate_worker_loops_total",
+                "Worker poll-loop iterations (heartbeat)",
+                &wl,
+                c.loops as f64,
+            );
             f.gauge(
                 "flowgate_worker_stalled",
                 "1 when the worker's heartbeat stopped",
@@ -325,27 +434,142 @@ impl App {
             );
         }
         let pol = self.policy.current();
-        f.gauge("flowgate_policy_epoch", "Epoch of the policy in force", &[], pol.epoch() as f64);
-        f.counter("flowgate_policy_reloads_total", "Policy reloads by result", &[("result", "ok")], self.policy.reloads_ok.load(Ordering::Relaxed) as f64);
-        f.counter("flowgate_policy_reloads_total", "Policy reloads by result", &[("result", "failed")], self.policy.reloads_failed.load(Ordering::Relaxed) as f64);
-        f.gauge("flowgate_policy_last_reload_ok", "1 if the last reload succeeded", &[], self.policy.last_error().is_none() as u8 as f64);
+        f.gauge(
+            "flowgate_policy_epoch",
+            "Epoch of the policy in force",
+            &[],
+            pol.epoch() as f64,
+        );
+        f.counter(
+            "flowgate_policy_reloads_total",
+            "Policy reloads by result",
+            &[("result", "ok")],
+            self.policy.reloads_ok.load(Ordering::Relaxed) as f64,
+        );
+        f.counter(
+            "flowgate_policy_reloads_total",
+            "Policy reloads by result",
+            &[("result", "failed")],
+            self.policy.reloads_failed.load(Ordering::Relaxed) as f64,
+        );
+        f.gauge(
+            "flowgate_policy_last_reload_ok",
+            "1 if the last reload succeeded",
+            &[],
+            self.policy.last_error().is_none() as u8 as f64,
+        );
         for (port, s) in (self.port_stats)() {
             let l = [("port", port.as_str())];
-            f.counter("flowgate_port_rx_missed_total", "Packets the NIC dropped (no RX descriptor)", &l, s[4] as f64);
-            f.counter("flowgate_port_rx_errors_total", "Erroneous received packets (NIC)", &l, s[5] as f64);
-            f.counter("flowgate_port_tx_errors_total", "Failed transmissions (NIC)", &l, s[6] as f64);
-            f.counter("flowgate_port_rx_nombuf_total", "RX mbuf allocation failures", &l, s[7] as f64);
+            f.counter(
+                "flowgate_port_rx_missed_total",
+                "Packets the NIC dropped (no RX descriptor)",
+                &l,
+                s[4] as f64,
+            );
+            f.counter(
+                "flowgate_port_rx_errors_total",
+                "Erroneous received packets (NIC)",
+                &l,
+                s[5] as f64,
+            );
+            f.counter(
+                "flowgate_port_tx_errors_total",
+                "Failed transmissions (NIC)",
+                &l,
+                s[6] as f64,
+            );
+            f.counter(
+                "flowgate_port_rx_nombuf_total",
+                "RX mbuf allocation failures",
+                &l,
+                s[7] as f64,
+            );
         }
         let (in_use, cap) = (self.mempool)();
-        f.gauge("flowgate_mbuf_pool_in_use", "Mbufs in use", &[], in_use as f64);
-        f.gauge("flowgate_mbuf_pool_capacity", "Mbufs in the pool", &[], cap as f64);
+        f.gauge(
+            "flowgate_mbuf_pool_in_use",
+            "Mbufs in use",
+            &[],
+            in_use as f64,
+        );
+        f.gauge(
+            "flowgate_mbuf_pool_capacity",
+            "Mbufs in the pool",
+            &[],
+            cap as f64,
+        );
         {
             let l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-            f.counter("flowgate_flow_log_records_total", "Flow log records written", &[], l.flow_records as f64);
-            f.counter("flowgate_alert_log_records_total", "Alert log records written", &[], l.alert_records as f64);
-            f.counter("flowgate_alert_log_suppressed_total", "Alert records suppressed by the rate limit", &[], l.alert_limit.suppressed as f64);
+            f.counter(
+                "flowgate_flow_log_records_total",
+                "Flow log records written",
+                &[],
+                l.flow_records as f64,
+            );
+            f.counter(
+                "flowgate_alert_log_records_total",
+                "Alert log records written",
+                &[],
+                l.alert_records as f64,
+            );
+            f.counter(
+                "flowgate_alert_log_suppressed_total",
+                "Alert records suppressed by the rate limit",
+                &[],
+                l.alert_limit.suppressed as f64,
+            );
         }
-        self.ops.write_metrics(&mut f);
+        let om = self.ops.metrics();
+        for (kind, n) in &om.started {
+            f.counter(
+                "flowgate_operations_started_total",
+                "Flow operations started",
+                &[("type", kind.short_name())],
+                *n as f64,
+            );
+        }
+        for (kind, status, n) in &om.completed {
+            f.counter(
+                "flowgate_operations_completed_total",
+                "Flow operations finished, by type and final status",
+                &[("type", kind.short_name()), ("status", status.as_str())],
+                *n as f64,
+            );
+        }
+        for (kind, h) in &om.durations {
+            f.histogram(
+                "flowgate_operation_duration_seconds",
+                "Time from the API call to the operation's final status",
+                &[("type", kind.short_name())],
+                &h.buckets,
+                h.count,
+                h.sum_seconds,
+            );
+        }
+        f.counter(
+            "flowgate_flows_captured_total",
+            "Flows returned by captures",
+            &[],
+            om.flows_captured as f64,
+        );
+        f.counter(
+            "flowgate_operation_flows_flushed_total",
+            "Flows removed by flushes (as reported to operations)",
+            &[],
+            om.flows_flushed as f64,
+        );
+        f.gauge(
+            "flowgate_operations_in_progress",
+            "Operations running now",
+            &[],
+            om.in_progress as f64,
+        );
+        f.counter(
+            "flowgate_operation_history_write_errors_total",
+            "Failed writes of operation history",
+            &[],
+            om.history_write_errors as f64,
+        );
         f.encode()
     }
 
@@ -373,21 +597,35 @@ impl App {
             headers: &req.headers,
             body: &req.body,
         };
-        sigv4::verify(&vr, &self.keys, &self.cfg.mgmt.region, "network-firewall", SystemTime::now())
-            .map_err(|e| {
-                let action = req
-                    .header("x-amz-target")
-                    .and_then(|t| t.rsplit('.').next())
-                    .unwrap_or(req.path.as_str())
-                    .to_string();
-                let key = req
-                    .header("authorization")
-                    .and_then(|a| a.split("Credential=").nth(1))
-                    .and_then(|c| c.split('/').next())
-                    .unwrap_or("-");
-                self.audit.record(key, req.peer, &action, None, "refused", Some(e.aws_type()), Some(&e.to_string()));
-                aws_error(e.http_status(), e.aws_type(), &e.to_string())
-            })
+        sigv4::verify(
+            &vr,
+            &self.keys,
+            &self.cfg.mgmt.region,
+            "network-firewall",
+            SystemTime::now(),
+        )
+        .map_err(|e| {
+            let action = req
+                .header("x-amz-target")
+                .and_then(|t| t.rsplit('.').next())
+                .unwrap_or(req.path.as_str())
+                .to_string();
+            let key = req
+                .header("authorization")
+                .and_then(|a| a.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').next())
+                .unwrap_or("-");
+            self.audit.record(
+                key,
+                req.peer,
+                &action,
+                None,
+                "refused",
+                Some(e.aws_type()),
+                Some(&e.to_string()),
+            );
+            aws_error(e.http_status(), e.aws_type(), &e.to_string())
+        })
     }
 
     fn route(&self, req: &Request) -> Response {
@@ -395,19 +633,24 @@ impl App {
             ("GET", "/healthz") => Response::text(200, "ok\n"),
             ("GET", "/readyz") => match self.ready() {
                 Ok(()) => Response::text(200, "ready\n"),
-                Err(why) => Response::text(503, &format!("not ready: {why}\n")),
+                Err(why) => Response::text(503, format!("not ready: {why}\n")),
             },
-            ("GET", "/metrics") => Response::text(200, &self.metrics_text())
+            ("GET", "/metrics") => Response::text(200, self.metrics_text())
                 .with_header("Content-Type", "text/plain; version=0.0.4"),
             ("POST", "/") => match self.authenticate(req) {
-                Ok(caller) => crate::aws_api::handle(&self.ops, &self.cfg, req, &caller, &self.audit),
+                Ok(caller) => {
+                    crate::aws_api::handle(&self.ops, &self.cfg, req, &caller, &self.audit)
+                }
                 Err(r) => r,
             },
             (_, p) if p.starts_with("/v1/") => match self.authenticate(req) {
                 Ok(caller) => self.route_v1(req, &caller),
                 Err(r) => r,
             },
-            _ => Response::json(404, &json!({"error": "NotFound", "message": format!("no route for {} {}", req.method, req.path)})),
+            _ => Response::json(
+                404,
+                &json!({"error": "NotFound", "message": format!("no route for {} {}", req.method, req.path)}),
+            ),
         }
     }
 
@@ -495,7 +738,9 @@ pub fn aws_error(status: u16, kind: &str, message: &str) -> Response {
 impl Sink for App {
     fn on_reply(&self, worker: usize, reply: Reply) {
         match reply {
-            Reply::PolicySwapped { old, old_hits, .. } => self.policy.on_swapped(worker, old, old_hits),
+            Reply::PolicySwapped { old, old_hits, .. } => {
+                self.policy.on_swapped(worker, old, old_hits)
+            }
             Reply::RuleHits { epoch, hits } => self.policy.on_rule_hits(worker, epoch, hits),
             r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => self.ops.on_reply(worker, r),
         }
@@ -520,14 +765,20 @@ impl Handler for App {
     fn on_limit(&self, kind: LimitKind, _peer: SocketAddr) -> Response {
         let (status, ty, msg) = match kind {
             LimitKind::BodyTooLarge => (413, "InvalidRequestException", "request body too large"),
-            LimitKind::HeadersTooLarge => (431, "InvalidRequestException", "request headers too large"),
-            LimitKind::HeaderTimeout | LimitKind::BodyTimeout => {
-                (408, "InvalidRequestException", "request not received in time")
+            LimitKind::HeadersTooLarge => {
+                (431, "InvalidRequestException", "request headers too large")
             }
+            LimitKind::HeaderTimeout | LimitKind::BodyTimeout => (
+                408,
+                "InvalidRequestException",
+                "request not received in time",
+            ),
             LimitKind::TooManyConnections => (503, "ThrottlingException", "too many connections"),
-            LimitKind::UnsupportedTransferEncoding => {
-                (411, "InvalidRequestException", "unsupported transfer encoding")
-            }
+            LimitKind::UnsupportedTransferEncoding => (
+                411,
+                "InvalidRequestException",
+                "unsupported transfer encoding",
+            ),
             LimitKind::HandlerPanicked => (500, "InternalServerError", "internal error"),
             LimitKind::BadRequest(why) => (400, "InvalidRequestException", why),
         };

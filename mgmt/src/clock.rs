@@ -27,7 +27,9 @@ impl Clock {
 
     /// Wall time of a tick value.
     pub fn wall(&self, ticks: u64) -> SystemTime {
-        let d = |t: u64| Duration::from_nanos((t as u128 * 1_000_000_000 / self.ticks_per_sec as u128) as u64);
+        let d = |t: u64| {
+            Duration::from_nanos((t as u128 * 1_000_000_000 / self.ticks_per_sec as u128) as u64)
+        };
         if ticks >= self.t0 {
             self.wall0 + d(ticks - self.t0)
         } else {
@@ -45,7 +47,8 @@ impl Clock {
 }
 
 pub fn unix_secs(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Suricata's EVE timestamp: `2021-11-08T18:20:43.324542+0000`.

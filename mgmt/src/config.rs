@@ -471,19 +471,20 @@ impl Config {
         }
         let m = &self.mgmt;
         m.listen.parse::<SocketAddr>().map_err(|e| {
-            self.err("mgmt.listen", format!("'{}' is not host:port: {e}", m.listen))
+            self.err(
+                "mgmt.listen",
+                format!("'{}' is not host:port: {e}", m.listen),
+            )
         })?;
         if let Some(ml) = &m.metrics_listen {
             ml.parse::<SocketAddr>()
                 .map_err(|e| self.err("mgmt.metrics_listen", format!("'{ml}': {e}")))?;
         }
         match m.auth {
-            None => {
-                return Err(self.err(
-                    "mgmt.auth",
-                    "must be set explicitly: \"sigv4\" (with [[mgmt.keys]]) or \"none\" (labs only)",
-                ))
-            }
+            None => return Err(self.err(
+                "mgmt.auth",
+                "must be set explicitly: \"sigv4\" (with [[mgmt.keys]]) or \"none\" (labs only)",
+            )),
             Some(AuthMode::Sigv4) if m.keys.is_empty() => {
                 return Err(self.err("mgmt.keys", "auth = \"sigv4\" needs at least one key"))
             }
@@ -596,20 +597,28 @@ auth = "none"
     #[test]
     fn errors_name_file_key_and_reason() {
         let e = err_of(&MINIMAL.replace("auth = \"none\"", ""));
-        assert!(e.starts_with("fw.toml: mgmt.auth: must be set explicitly"), "{e}");
+        assert!(
+            e.starts_with("fw.toml: mgmt.auth: must be set explicitly"),
+            "{e}"
+        );
         let e = err_of(&MINIMAL.replace("lcores = [1]", "lcores = [1, 1]"));
         assert_eq!(e, "fw.toml: workers.lcores: lcore 1 listed twice");
         let e = err_of(&MINIMAL.replace("net_null1", "net_null0"));
         assert_eq!(e, "fw.toml: port_pair[0]: port 'net_null0' is used twice");
         let e = err_of(&MINIMAL.replace("[mgmt]", "[mgmt]\nlisten = \"nowhere\""));
         assert!(e.contains("mgmt.listen: 'nowhere' is not host:port"), "{e}");
-        let e = err_of(&format!("{MINIMAL}\n[flow_table.timeouts]\ntcp_established = 10\n"));
+        let e = err_of(&format!(
+            "{MINIMAL}\n[flow_table.timeouts]\ntcp_established = 10\n"
+        ));
         assert!(e.contains("tcp_established: must be 60..=6000"), "{e}");
     }
 
     #[test]
     fn unknown_keys_are_refused_with_line() {
         let e = err_of(&MINIMAL.replace("[workers]", "[workers]\nburts = 32"));
-        assert!(e.contains("line") && e.contains("unknown field `burts`"), "{e}");
+        assert!(
+            e.contains("line") && e.contains("unknown field `burts`"),
+            "{e}"
+        );
     }
 }

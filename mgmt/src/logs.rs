@@ -162,7 +162,12 @@ impl Envelope {
 }
 
 /// The two `netflow` records (opener → responder, then responder → opener) of an ended flow.
-pub fn netflow_records(env: &Envelope, clock: &Clock, r: &FlowRecord, reason: EndReason) -> [Value; 2] {
+pub fn netflow_records(
+    env: &Envelope,
+    clock: &Clock,
+    r: &FlowRecord,
+    reason: EndReason,
+) -> [Value; 2] {
     let start = clock.wall(r.first_seen);
     let end = clock.wall(r.last_seen);
     let age = clock.secs(r.last_seen.saturating_sub(r.first_seen)) as u64;

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 
 /// Collects metric families by name while a scrape is assembled.
@@ -56,7 +58,41 @@ impl Families {
         let mut g = Gauge::default();
         g.set_value(v);
         m.set_gauge(g);
-        self.family(name, help, MetricType::GAUGE).mut_metric().push(m);
+        self.family(name, help, MetricType::GAUGE)
+            .mut_metric()
+            .push(m);
+    }
+
+    /// A histogram from cumulative `(upper bound, count)` buckets.
+    pub fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        count: u64,
+        sum: f64,
+    ) {
+        let mut h = Histogram::default();
+        h.set_sample_count(count);
+        h.set_sample_sum(sum);
+        h.set_bucket(
+            buckets
+                .iter()
+                .map(|(ub, c)| {
+                    let mut b = Bucket::default();
+                    b.set_upper_bound(*ub);
+                    b.set_cumulative_count(*c);
+                    b
+                })
+                .collect(),
+        );
+        let mut m = Metric::default();
+        m.set_label(Self::labels(labels));
+        m.set_histogram(h);
+        self.family(name, help, MetricType::HISTOGRAM)
+            .mut_metric()
+            .push(m);
     }
 
     /// Adds families gathered from a `prometheus::Registry` (histograms etc.).
@@ -91,10 +127,24 @@ mod tests {
             &[("port", "b"), ("worker", "0")],
             7.0,
         );
-        f.gauge("flowgate_flows_active", "Active flows", &[("worker", "0")], 3.0);
+        f.gauge(
+            "flowgate_flows_active",
+            "Active flows",
+            &[("worker", "0")],
+            3.0,
+        );
         let text = f.encode();
-        assert!(text.contains("# TYPE flowgate_rx_packets_total counter"), "{text}");
-        assert!(text.contains("flowgate_rx_packets_total{port=\"b\",worker=\"0\"} 7"), "{text}");
-        assert!(text.contains("flowgate_flows_active{worker=\"0\"} 3"), "{text}");
+        assert!(
+            text.contains("# TYPE flowgate_rx_packets_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowgate_rx_packets_total{port=\"b\",worker=\"0\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowgate_flows_active{worker=\"0\"} 3"),
+            "{text}"
+        );
     }
 }

@@ -14,6 +14,9 @@ use dataplane::worker::Command;
 
 use crate::control::Control;
 
+/// A worker's rule-hit counters and the policy epoch they belong to.
+type EpochHits = (u32, Box<[u64]>);
+
 pub struct PolicyManager {
     path: PathBuf,
     current: Mutex<Arc<CompiledPolicy>>,
@@ -24,7 +27,7 @@ pub struct PolicyManager {
     /// Rule hits of policies no longer in force, by (sid, action), so counters stay monotonic.
     retired_hits: Mutex<HashMap<(u32, String), u64>>,
     /// Latest rule-hit snapshot per worker for the current epoch.
-    live_hits: Mutex<Vec<Option<(u32, Box<[u64]>)>>>,
+    live_hits: Mutex<Vec<Option<EpochHits>>>,
 }
 
 /// Compiles the policy at `path` with `epoch`, or says precisely why not.
