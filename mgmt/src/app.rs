@@ -666,6 +666,8 @@ impl App {
                 Response::json(200, &json!({"epoch": p.epoch(), "rules": p.rules().len(), "summary": p.summary(),
                     "file": self.policy.path().display().to_string(), "last_reload_error": self.policy.last_error()}))
             }
+            (_, p) if p.starts_with("/v1/debug/") => crate::debug_api::handle(self, req)
+                .unwrap_or_else(|| Response::json(404, &json!({"error": "NotFound", "message": "fault injection is disabled"}))),
             _ => crate::native_api::handle(&self.ops, req, caller, &self.audit).unwrap_or_else(|| {
                 Response::json(404, &json!({"error": "NotFound", "message": format!("no route for {} {}", req.method, req.path)}))
             }),

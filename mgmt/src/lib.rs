@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod debug_api;
 pub mod http;
 pub mod logs;
 pub mod metrics;
