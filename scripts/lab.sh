@@ -11,7 +11,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 LAB_DIR=/tmp/flowgate-lab
-CONFIG="${FLOWGATE_LAB_CONFIG:-$FG_ROOT/configs/lab.toml}"
+SRC_CONFIG="${FLOWGATE_LAB_CONFIG:-$FG_ROOT/configs/lab.toml}"
+# The lab runs from a copy of the config directory, so the demo can change the policy
+# files and reload them without touching the repository.
+RUN_CONFIG_DIR="$LAB_DIR/config"
+CONFIG="$RUN_CONFIG_DIR/$(basename "$SRC_CONFIG")"
 CLIENT_NS=fg-client
 SERVER_NS=fg-server
 CLIENT_IP4=198.18.0.1
@@ -21,7 +25,7 @@ SERVER_IP6=2001:2::2
 PIDFILE="$LAB_DIR/flowgate.pid"
 
 conf_value() { # conf_value KEY -> first 'KEY = "value"' in the config
-    sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$CONFIG" | head -n1
+    sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$SRC_CONFIG" | head -n1
 }
 API_ADDR="$(conf_value listen)"
 API_ADDR="${API_ADDR:-127.0.0.1:8480}"
@@ -90,7 +94,9 @@ up() {
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
     build_release
     down
-    mkdir -p "$LAB_DIR/log" "$LAB_DIR/state"
+    rm -rf "$RUN_CONFIG_DIR"
+    mkdir -p "$LAB_DIR/log" "$LAB_DIR/state" "$RUN_CONFIG_DIR"
+    cp -r "$(dirname "$SRC_CONFIG")/." "$RUN_CONFIG_DIR/"
     log "creating namespaces $CLIENT_NS and $SERVER_NS"
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
@@ -123,6 +129,11 @@ metric_sum() { # metric_sum NAME [LABEL-FILTER] -> sum of matching samples
 step() { log "$*"; }
 
 demo() {
+    # One lab at a time on this machine (tests take the same lock around their lab use).
+    if [ -z "${FLOWGATE_LAB_LOCKED:-}" ]; then
+        exec 9>/tmp/flowgate-lab.lock
+        flock -w 600 9 || die "another lab is running (lock /tmp/flowgate-lab.lock)"
+    fi
     trap 'down' EXIT
     eval "$(up)"
     export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
@@ -149,9 +160,7 @@ demo() {
     sleep 0.5
     in_ns "$CLIENT_NS" iperf3 -c "$SERVER_IP4" -p 5201 -t 3 -f m 2>&1 | grep -E 'sender|receiver' || { echo "iperf3 FAILED"; fail=1; }
 
-    if [ -x "$FG_ROOT/scripts/lab-story.sh" ]; then
-        "$FG_ROOT/scripts/lab-story.sh" || fail=1
-    fi
+    "$FG_ROOT/scripts/lab-story.sh" || fail=1
 
     step "metrics that moved"
     curl -fsS "http://$METRICS_ADDR/metrics" | grep -E '^flowgate_(rx_packets|tx_packets|flows_created|flows_active|midstream_packets|rsts_sent|flows_flushed)' | grep -v ' 0$' || true
