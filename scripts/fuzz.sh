@@ -30,9 +30,12 @@ declare -A CRATE=(
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(parse_frame policy_toml suricata_rules config_toml aws_json sigv4_verify)
 
+# An explicit --target keeps RUSTFLAGS off build scripts and proc macros (they would not
+# link without the libFuzzer runtime).
+TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
 for crate in dataplane/fuzz fuzz; do
     echo "fuzz: building $crate" >&2
-    (cd "$ROOT/$crate" && cargo build --release --bins -q)
+    (cd "$ROOT/$crate" && cargo build --release --bins -q --target "$TRIPLE")
 done
 
 summary=()
@@ -46,7 +49,7 @@ for t in "${targets[@]}"; do
     log="$CARGO_TARGET_DIR/$t.log"
     echo "fuzz: $t for ${SECS}s" >&2
     set +e
-    "$CARGO_TARGET_DIR/release/$t" "$corpus" "${dict[@]}" -max_total_time="$SECS" \
+    "$CARGO_TARGET_DIR/$TRIPLE/release/$t" "$corpus" "${dict[@]}" -max_total_time="$SECS" \
         -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1
     rc=$?

@@ -5,6 +5,8 @@
 #   scripts/lab.sh          the demo: up, real traffic, metrics, capture and flush, down
 #   scripts/lab.sh up       build, create namespaces and links, start flowgate, print KEY=VALUE env
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
+#   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
+#   scripts/lab.sh env      print the lab's KEY=VALUE environment
 #
 # Config: ${FLOWGATE_LAB_CONFIG:-configs/lab.toml}. Addresses: 198.18.0.0/15 and 2001:2::/48 only.
 set -euo pipefail
@@ -54,7 +56,26 @@ FLOWGATECTL=${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}
 ENV
 }
 
-down() {
+start_flowgate() {
+    log "starting flowgate with $CONFIG"
+    "$FLOWGATE_BIN" --config "$CONFIG" >>"$LAB_DIR/log/flowgate.out" 2>&1 &
+    echo $! >"$PIDFILE"
+    local pid ok=""
+    pid="$(cat "$PIDFILE")"
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        if curl -fsS -m 1 "http://$API_ADDR/readyz" >/dev/null 2>&1; then ok=1; break; fi
+        sleep 0.2
+    done
+    if [ -z "$ok" ]; then
+        tail -n 30 "$LAB_DIR/log/flowgate.out" >&2 || true
+        down
+        die "flowgate did not become ready"
+    fi
+    log "flowgate ready (pid $pid)"
+}
+
+stop_flowgate() {
     if [ -f "$PIDFILE" ]; then
         local pid
         pid="$(cat "$PIDFILE")"
@@ -65,6 +86,10 @@ down() {
         fi
         rm -f "$PIDFILE"
     fi
+}
+
+down() {
+    stop_flowgate
     for ns in "$CLIENT_NS" "$SERVER_NS"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
@@ -100,22 +125,7 @@ up() {
     log "creating namespaces $CLIENT_NS and $SERVER_NS"
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
-    log "starting flowgate with $CONFIG"
-    "$FLOWGATE_BIN" --config "$CONFIG" >"$LAB_DIR/log/flowgate.out" 2>&1 &
-    echo $! >"$PIDFILE"
-    local pid ok=""
-    pid="$(cat "$PIDFILE")"
-    for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        if curl -fsS -m 1 "http://$API_ADDR/readyz" >/dev/null 2>&1; then ok=1; break; fi
-        sleep 0.2
-    done
-    if [ -z "$ok" ]; then
-        cat "$LAB_DIR/log/flowgate.out" >&2 || true
-        down
-        die "flowgate did not become ready"
-    fi
-    log "flowgate ready (pid $pid)"
+    start_flowgate
     lab_env
 }
 
@@ -174,8 +184,11 @@ demo() {
 
 case "${1:-demo}" in
     up) up ;;
+    restart) # the appliance only (its flow table is lost; namespaces and sessions stay)
+        FLOWGATE_BIN="${FLOWGATE_BIN:-$FG_ROOT/target/release/flowgate}"
+        stop_flowgate; start_flowgate ;;
     down) down; log "lab down" ;;
     env) lab_env ;;
     demo) demo ;;
-    *) die "usage: $0 [up|down|env]" ;;
+    *) die "usage: $0 [up|down|restart|env]" ;;
 esac
