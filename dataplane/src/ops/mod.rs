@@ -68,8 +68,13 @@ impl Cidr {
         }
     }
 
+    /// An IPv6 prefix never matches IPv4 traffic (`::/0` means every IPv6 address), unless
+    /// it is written inside the IPv4-mapped range (`::ffff:198.18.0.0/112`).
     #[inline]
     pub fn contains(&self, a: Addr) -> bool {
+        if self.len < 96 && addr_is_v4(a) {
+            return false;
+        }
         (a & self.mask()) == self.net
     }
 }
@@ -246,9 +251,10 @@ impl FlowMatch {
             return false;
         }
         let t = e.opener_tuple();
-        let hit = self.filters.iter().any(|f| {
-            f.matches(&t) || (self.either_direction && f.matches(&t.reversed()))
-        });
+        let hit = self
+            .filters
+            .iter()
+            .any(|f| f.matches(&t) || (self.either_direction && f.matches(&t.reversed())));
         if !hit {
             return false;
         }
@@ -272,10 +278,18 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(v4_to_addr(1)));
         // An IPv4 /0 stays within the IPv4 space.
         assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains(1));
+        assert!(!Cidr::parse("::/0").unwrap().contains(v4_to_addr(1)), "IPv6 /0 is IPv6 only");
         let v6 = Cidr::parse("2001:2::/48").unwrap();
         assert!(v6.contains(ip_to_addr("2001:2::1".parse().unwrap())));
         assert!(!v6.contains(ip_to_addr("2001:3::1".parse().unwrap())));
-        for bad in ["198.18.0.1/24", "198.18.0.0/33", "x", "1.2.3.4/", "::/129", ""] {
+        for bad in [
+            "198.18.0.1/24",
+            "198.18.0.0/33",
+            "x",
+            "1.2.3.4/",
+            "::/129",
+            "",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -283,7 +297,10 @@ mod tests {
     #[test]
     fn port_parse() {
         assert_eq!(PortRange::parse("ANY").unwrap(), PortRange::ANY);
-        assert_eq!(PortRange::parse("80").unwrap(), PortRange { lo: 80, hi: 80 });
+        assert_eq!(
+            PortRange::parse("80").unwrap(),
+            PortRange { lo: 80, hi: 80 }
+        );
         assert_eq!(
             PortRange::parse("1990:1994").unwrap(),
             PortRange { lo: 1990, hi: 1994 }
