@@ -145,7 +145,9 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
     for (pi, pair) in cfg.port_pairs.iter().enumerate() {
         for name in [&pair.a, &pair.b] {
             let id = Port::by_name(eal, name).map_err(|e| {
-                format!("port_pair[{pi}]: port '{name}' not found ({e}); is its --vdev in eal.args?")
+                format!(
+                    "port_pair[{pi}]: port '{name}' not found ({e}); is its --vdev in eal.args?"
+                )
             })?;
             let pc = PortConfig {
                 rx_queues: pair.queues,
@@ -189,7 +191,13 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             worker: w as u16,
             shard: ShardConfig {
                 capacity: ft.capacity_per_worker,
-                timeouts: timeouts(&ft.timeouts),
+                timeouts: TimeoutsSecs {
+                    // AWS FlowTimeouts.TcpIdleTimeoutSeconds in the policy wins over the config.
+                    tcp_established: current
+                        .tcp_idle_timeout_secs()
+                        .unwrap_or(ft.timeouts.tcp_established),
+                    ..timeouts(&ft.timeouts)
+                },
                 emergency_timeouts: timeouts(&ft.emergency_timeouts),
                 emergency_high_pct: ft.emergency_high_pct,
                 emergency_low_pct: ft.emergency_low_pct,
@@ -262,8 +270,14 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
                         (
                             n.clone(),
                             [
-                                s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors,
-                                s.oerrors, s.rx_nombuf,
+                                s.ipackets,
+                                s.opackets,
+                                s.ibytes,
+                                s.obytes,
+                                s.imissed,
+                                s.ierrors,
+                                s.oerrors,
+                                s.rx_nombuf,
                             ],
                         )
                     })
