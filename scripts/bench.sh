@@ -100,7 +100,8 @@ mem_for() { echo $(( ($1 * 4096) / 1048576 + 256 )); }
 
 # ---------------------------------------------------------------- testpmd
 TP_N=0
-# testpmd_mpps PCAP PACKETS → Mpps (io forwarding, port 0 pcap → port 1 null)
+# testpmd_mpps PCAP PACKETS: sets TP_MPPS (io forwarding, port 0 pcap → port 1 null).
+# Not called in a subshell: it registers its process and prefix for the cleanup.
 testpmd_mpps() {
     local pcap=$1 pkts=$2 mb; mb=$(mbufs_for "$pkts")
     TP_N=$((TP_N + 1))
@@ -136,7 +137,7 @@ testpmd_mpps() {
     local pps
     pps=$(grep -o 'Tx-pps: *[0-9]*' "$out" | awk 'NR==2 {print $2}')
     [ -n "$pps" ] && [ "$pps" -gt 0 ] || die "no testpmd Tx-pps in $out: $(tail -5 "$out")"
-    awk -v p="$pps" 'BEGIN { printf "%.3f", p / 1e6 }'
+    TP_MPPS=$(awk -v p="$pps" 'BEGIN { printf "%.3f", p / 1e6 }')
 }
 
 # ---------------------------------------------------------------- flowgate
@@ -221,47 +222,44 @@ rate() {
     awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }'
 }
 
-# fg_operation capture|flush → "seconds tx_rate_during" (API call to a final status)
+# fg_operation capture|flush: sets OP_S (API call → final status) and OP_RATE (tx/s meanwhile)
 fg_operation() {
-    local kind=$1 tx0 t0 body id status tx1 t1
-    tx0=$(metric flowgate_tx_packets_total); t0=$(now_s)
-    body=$(curl -sf -X POST "http://$FG_API/v1/operations/$kind" -H 'content-type: application/json' \
-        -d '{"filters":[{"src":"0.0.0.0/0"},{"src":"::/0"}]}') || die "POST $kind refused"
-    id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$body")
-    while :; do
-        status=$(curl -sf "http://$FG_API/v1/operations/$id" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"], d.get("flows_matched", 0))')
-        case "$status" in IN_PROGRESS*) sleep 0.01 ;; *) break ;; esac
-    done
-    t1=$(now_s); tx1=$(metric flowgate_tx_packets_total)
-    case "$status" in COMPLETED\ *) ;; *) die "$kind ended '$status'" ;; esac
-    echo "  $kind: ${status#* } flows matched" >&2
-    awk -v t0="$t0" -v t1="$t1" -v a="$tx0" -v b="$tx1" 'BEGIN { printf "%.3f %.0f", t1 - t0, (b - a) / (t1 - t0) }'
+    local out secs tx0 tx1 matched status
+    out=$(python3 "$BENCH_LIB/op.py" "$FG_API" "$1") || die "$1 failed: $out"
+    read -r secs tx0 tx1 matched status <<<"$out"
+    [ "$status" = COMPLETED ] || die "$1 ended $status"
+    OP_S=$secs
+    OP_RATE=$(awk -v s="$secs" -v a="$tx0" -v b="$tx1" 'BEGIN { printf "%.0f", (b - a) / s }')
+    echo "  $1: $matched flows matched in $OP_S s" >&2
 }
 
 mpps() { awk -v r="$1" 'BEGIN { printf "%.3f", r / 1e6 }'; }
 
+step() { log "[${SECONDS}s] $*"; }
 # ---------------------------------------------------------------- runs
 declare -a TP1 FG1 TPB FGB NEWF CAP FLU DUR
-log "mode $MODE: $RUNS run(s), ${WIN} s windows, $BIG flows, $RULES_N stateful rules; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+step "mode $MODE: $RUNS run(s), ${WIN} s windows, $BIG flows, $RULES_N stateful rules; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
-    log "run $r/$RUNS: 1 flow"
-    TP1+=("$(testpmd_mpps "$WORK/1flow.pcap" 1024)")
+    step "run $r/$RUNS: 1 flow"
+    testpmd_mpps "$WORK/1flow.pcap" 1024
+    TP1+=("$TP_MPPS")
     fg_start "$WORK/1flow.pcap" 1024 policy-lab.toml 65536
     sleep "$WARM"
     FG1+=("$(mpps "$(rate flowgate_tx_packets_total "$WIN")")")
     fg_stop
     echo "  testpmd ${TP1[-1]} Mpps, flowgate ${FG1[-1]} Mpps" >&2
 
-    log "run $r/$RUNS: $BIG flows (table warmed), capture and flush"
-    TPB+=("$(testpmd_mpps "$WORK/big.pcap" "$BIG")")
+    step "run $r/$RUNS: $BIG flows (table warmed), capture and flush"
+    testpmd_mpps "$WORK/big.pcap" "$BIG"
+    TPB+=("$TP_MPPS")
     fg_start "$WORK/big.pcap" "$BIG" policy-lab.toml $(( BIG + BIG / 8 + 1024 ))
     sleep "$WARM"
     active=$(metric flowgate_flows_active)
     [ "$active" -ge $(( BIG * 99 / 100 )) ] || die "table not warmed: $active flows active, want $BIG"
     before=$(rate flowgate_tx_packets_total "$WIN")
     FGB+=("$(mpps "$before")")
-    read -r cap_s cap_rate <<<"$(fg_operation capture)"
-    read -r flu_s flu_rate <<<"$(fg_operation flush)"
+    fg_operation capture; cap_s=$OP_S; cap_rate=$OP_RATE
+    fg_operation flush; flu_s=$OP_S; flu_rate=$OP_RATE
     CAP+=("$cap_s"); FLU+=("$flu_s")
     # Forwarding during the operations, weighted by their durations, relative to before.
     DUR+=("$(awk -v a="$cap_s" -v ra="$cap_rate" -v b="$flu_s" -v rb="$flu_rate" -v r0="$before" \
@@ -269,7 +267,7 @@ for r in $(seq 1 "$RUNS"); do
     fg_stop
     echo "  testpmd ${TPB[-1]} Mpps, flowgate ${FGB[-1]} Mpps ($active flows); capture ${cap_s} s, flush ${flu_s} s, rate during ${DUR[-1]}x" >&2
 
-    log "run $r/$RUNS: new flows, $RULES_N rules"
+    step "run $r/$RUNS: new flows, $RULES_N rules"
     fg_start "$WORK/syn.pcap" "$BIG" policy-1000.toml "$NEWFLOW_TABLE"
     sleep "$WARM"
     NEWF+=("$(rate flowgate_flows_created_total "$WIN")")

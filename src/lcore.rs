@@ -42,6 +42,8 @@ impl Worker {
         let mut actions = [Action::Forward; MAX_BURST];
         let mut rsts = RstBuf::new();
         let burst = self.burst.clamp(1, MAX_BURST);
+        // The shard's bucket/entry hints become real prefetches on this core.
+        self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
         while !stop.load(Ordering::Relaxed) {
             for qi in 0..self.queues.len() {
                 let n = self.queues[qi].rx.rx_burst(&mut rx).min(burst);
@@ -52,7 +54,8 @@ impl Worker {
                 let in_port = self.queues[qi].port;
                 let peer = self.queues[qi].peer;
                 {
-                    let frames: ArrayVec<&[u8], MAX_BURST> = (0..rx.len()).map(|k| rx.frame(k)).collect();
+                    let frames: ArrayVec<&[u8], MAX_BURST> =
+                        (0..rx.len()).map(|k| rx.frame(k)).collect();
                     self.engine.process_burst(
                         in_port,
                         &frames,
@@ -105,7 +108,8 @@ impl Worker {
         for (qi, b) in tx.iter_mut().enumerate() {
             self.flush(qi, b);
         }
-        self.engine.shutdown(dpdk_bindings::tsc(), &self.rings.events);
+        self.engine
+            .shutdown(dpdk_bindings::tsc(), &self.rings.events);
         self.rings.stats.force_push(*self.engine.counters());
     }
 
@@ -121,7 +125,11 @@ impl Worker {
         if let Some(p) = c.ports.get_mut(port) {
             p.tx_packets += sent as u64;
             // Bytes are attributed proportionally when a tail was dropped (rare).
-            p.tx_bytes += if dropped == 0 { bytes } else { bytes * sent as u64 / total.max(1) };
+            p.tx_bytes += if dropped == 0 {
+                bytes
+            } else {
+                bytes * sent as u64 / total.max(1)
+            };
         }
         if dropped > 0 {
             c.drop(port, DropReason::TxFull, dropped as u64);

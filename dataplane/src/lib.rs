@@ -13,11 +13,13 @@
 //! * [`worker`]: the burst engine (parse → hash → prefetch → lookup/create → verdict),
 //!   per-worker counters and the command/reply protocol with the management thread.
 //! * [`ops`]: flow-operation filters (capture / flush) matched against flow entries.
+//! * [`gen`]: deterministic benchmark / flood traffic (off the packet path).
 //!
 //! Panic contract: no function reachable from the packet path panics on any input.
 #![deny(unsafe_code)]
 
 pub mod flow;
+pub mod gen;
 pub mod ops;
 pub mod packet;
 pub mod pcapfile;

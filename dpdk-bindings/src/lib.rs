@@ -28,6 +28,7 @@ mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+mod prefetch;
 
 pub use burst::Burst;
 pub use eal::{dpdk_version, pause, tsc, Eal};
@@ -36,3 +37,4 @@ pub use lcore::{launch_on_lcore, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};
 pub use port::{port_stats, Port, PortConfig, PortId, PortInfo, PortStats, RxQueue, TxQueue};
+pub use prefetch::prefetch_read;

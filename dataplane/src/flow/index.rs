@@ -8,8 +8,6 @@
 //! sized for a load factor of at most 1/2 at full slab capacity, so almost every key
 //! lives in its home bucket and insertion always finds room.
 
-use super::prefetch::hint_read;
-
 /// Pairs per bucket (7 × 8 bytes + overflow + padding = one cache line).
 const SLOTS: usize = 7;
 /// Slab index of an empty slot.
@@ -74,12 +72,33 @@ impl BucketIndex {
         self.buckets.len()
     }
 
-    /// Warms the home bucket of `hash`.
+    /// Address of the home bucket of `hash` (what a prefetch warms).
     #[inline(always)]
-    pub(super) fn prefetch(&self, hash: u64) {
-        if let Some(b) = self.buckets.get(self.home(hash)) {
-            hint_read(b);
+    pub(super) fn home_ptr(&self, hash: u64) -> *const u8 {
+        self.buckets
+            .get(self.home(hash))
+            .map_or(core::ptr::null(), |b| core::ptr::from_ref(b).cast())
+    }
+
+    /// The first slab index in the home bucket of `hash` whose tag matches: almost always
+    /// the flow's entry, so it is the one to prefetch before the real lookup.
+    #[inline(always)]
+    pub(super) fn first_candidate(&self, hash: u64) -> Option<u32> {
+        let tag = tag_of(hash);
+        let bucket = self.buckets.get(self.home(hash))?;
+        let hits = bucket
+            .tags
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &t)| acc | (u32::from(t == tag) << i));
+        if hits == 0 {
+            return None;
         }
+        bucket
+            .ids
+            .get(hits.trailing_zeros() as usize)
+            .copied()
+            .filter(|&id| id != NO_ID)
     }
 
     /// The slab index stored under `hash` for which `is_match` holds.

@@ -8,12 +8,12 @@
 //! * [`shard`]: [`FlowShard`], one worker's table: lookup/insert/update/remove, emergency
 //!   eviction, expiry slices and bounded capture/flush scans.
 //! * `tcp` (private): the TCP state machine and sequence tracking.
-//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the (for now no-op)
-//!   prefetch hooks and why.
+//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the pluggable
+//!   prefetcher ([`Prefetcher`]; the binary installs a real one) and why.
 //!
 //! The burst loop is expected to: compute keys and hashes for the burst and call
-//! [`FlowShard::prefetch_bucket`] on each; then, a few packets ahead of the one it
-//! handles, [`FlowShard::lookup`] and [`FlowShard::prefetch_entry`]; then
+//! [`FlowShard::prefetch_bucket`] on each; then [`FlowShard::prefetch_flow`] on each
+//! (the bucket has landed by then); then [`FlowShard::lookup`] and
 //! [`FlowShard::update`] or [`FlowShard::insert`].
 
 pub mod entry;
@@ -27,6 +27,7 @@ pub mod timeouts;
 
 pub use entry::FlowEntry;
 pub use key::FlowKey;
+pub use prefetch::{no_prefetch, Prefetcher};
 pub use shard::{
     EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, EVICT_WINDOW,
     MAX_CAPACITY,

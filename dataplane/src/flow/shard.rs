@@ -8,7 +8,7 @@
 use super::entry::{flag, FlowEntry};
 use super::index::BucketIndex;
 use super::key::FlowKey;
-use super::prefetch::hint_read;
+use super::prefetch::{no_prefetch, Prefetcher};
 use super::state::{Dir, FlowState};
 use super::tcp;
 use super::timeouts::{Timeouts, TimeoutsSecs};
@@ -161,6 +161,8 @@ pub struct FlowShard {
     /// Target of accesses through a `FlowId` that is not from this shard, so that such a
     /// logic error cannot panic the packet path.
     stray: FlowEntry,
+    /// Warms cache lines ahead of use (see `flow/prefetch.rs`).
+    prefetch: Prefetcher,
 }
 
 impl FlowShard {
@@ -188,6 +190,7 @@ impl FlowShard {
             expire_cursor: 0,
             evict_cursor: 0,
             stray: FlowEntry::FREE,
+            prefetch: no_prefetch,
         }
     }
 
@@ -237,11 +240,26 @@ impl FlowShard {
             + self.free.len() * 4
     }
 
-    /// Hint: the home bucket of `hash` is read soon (pass 1 of a burst). A no-op until a
-    /// safe prefetch exists (see `flow/prefetch.rs`); call it anyway.
+    /// Sets the prefetcher (the binary passes `dpdk_bindings::prefetch_read`; the default
+    /// does nothing).
+    pub fn set_prefetcher(&mut self, prefetch: Prefetcher) {
+        self.prefetch = prefetch;
+    }
+
+    /// Hint: the home bucket of `hash` is read soon (pass 1 of a burst).
     #[inline]
     pub fn prefetch_bucket(&self, hash: u64) {
-        self.index.prefetch(hash);
+        (self.prefetch)(self.index.home_ptr(hash));
+    }
+
+    /// Hint: the flow with `hash` is looked up soon: prefetches both lines of the entry
+    /// its home bucket points to (call after [`FlowShard::prefetch_bucket`] had time to
+    /// land; a miss or a tag collision only wastes the hint).
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u64) {
+        if let Some(id) = self.index.first_candidate(hash) {
+            self.prefetch_entry(FlowId(id));
+        }
     }
 
     /// The flow with `key` (whose hash is `hash`), if present.
@@ -257,12 +275,13 @@ impl FlowShard {
             .map(FlowId)
     }
 
-    /// Hint: entry `id` is read soon (pass 2 of a burst, after the lookup). A no-op for
-    /// now, like [`FlowShard::prefetch_bucket`].
+    /// Hint: entry `id` (both of its cache lines) is read soon.
     #[inline]
     pub fn prefetch_entry(&self, id: FlowId) {
         if let Some(e) = self.entries.get(id.0 as usize) {
-            hint_read(e);
+            let p: *const u8 = core::ptr::from_ref(e).cast();
+            (self.prefetch)(p);
+            (self.prefetch)(p.wrapping_add(64));
         }
     }
 

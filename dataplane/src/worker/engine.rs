@@ -2,10 +2,11 @@
 //! P" and "forward this one, drop that one, send these RSTs". It owns the worker's flow
 //! shard outright and reads the current policy through an `Arc` swapped by command.
 //!
-//! A burst is processed in two passes (VPP's shape): pass 1 parses every frame, runs the
-//! stateless rules, builds the flow key and hash and prefetches the hash bucket; pass 2
-//! looks up / creates flows and applies their verdicts. Between bursts [`Engine::poll`]
-//! handles management commands, a slice of idle expiry and a slice of any running
+//! A burst is processed in passes (VPP's shape): pass 1 parses every frame, runs the
+//! stateless rules, builds the flow key and hash and prefetches the hash bucket; then the
+//! entries those buckets point to are prefetched; pass 2 looks up / creates flows and
+//! applies their verdicts. Between bursts [`Engine::poll`]
+//! handles management commands, a (paced) slice of idle expiry and a slice of any running
 //! capture/flush scan, so forwarding never waits for a large table.
 //!
 //! Nothing here allocates, locks, makes syscalls or panics.
@@ -18,7 +19,7 @@ use crossbeam::queue::ArrayQueue;
 use super::cmd::{AlertRecord, Command, Event, FlowRecord, Reply, ScanKind, ScanRequest};
 use super::counters::{DropReason, WorkerCounters};
 use super::{MAX_BURST, RST_FRAME_MAX};
-use crate::flow::{EndReason, FlowEntry, FlowKey, FlowShard, FlowState, ShardConfig};
+use crate::flow::{EndReason, FlowEntry, FlowKey, FlowShard, FlowState, Prefetcher, ShardConfig};
 use crate::packet::{tcp_flags, PacketMeta, Parsed, Tuple, Verdict};
 use crate::policy::{CompiledPolicy, StatelessAction, StreamException, NO_RULE};
 use crate::wire::{self, build};
@@ -106,7 +107,15 @@ pub struct Engine {
     /// A reply the ring had no room for; retried before any new command is taken.
     pending_reply: Option<Reply>,
     next_publish: u64,
+    /// Expiry slices are paced, not run every poll: see [`EXPIRY_SWEEPS_PER_SEC`].
+    next_expire: u64,
+    expire_interval: u64,
 }
+
+/// Full expiry sweeps of the slab per second. Timeouts are whole seconds, so a quarter-
+/// second sweep keeps expiry prompt, while a slice on every poll (millions of polls a
+/// second) cost 11 % of the worker's time on a 1.2M-entry table (perf, BENCHMARKS.md).
+pub const EXPIRY_SWEEPS_PER_SEC: u64 = 4;
 
 impl Engine {
     /// Builds the engine and preallocates its shard (the only allocation it makes).
@@ -118,6 +127,10 @@ impl Engine {
             ..WorkerCounters::default()
         };
         counters.flows_active = 0;
+        let slices = u64::from(shard.capacity())
+            .div_ceil(u64::from(cfg.expiry_slots_per_poll.max(1)))
+            .max(1);
+        let expire_interval = cfg.ticks_per_sec / (slices * EXPIRY_SWEEPS_PER_SEC);
         Engine {
             cfg,
             shard,
@@ -128,6 +141,8 @@ impl Engine {
             scan: None,
             pending_reply: None,
             next_publish: 0,
+            next_expire: 0,
+            expire_interval,
         }
     }
 
@@ -148,6 +163,12 @@ impl Engine {
         &self.policy
     }
 
+    /// Installs a real cache prefetch (the binary passes `dpdk_bindings::prefetch_read`;
+    /// without it the shard's hints do nothing).
+    pub fn set_prefetcher(&mut self, prefetch: Prefetcher) {
+        self.shard.set_prefetcher(prefetch);
+    }
+
     /// Decides every frame of a burst that arrived on `in_port`. `actions[i]` receives the
     /// decision for `frames[i]`; generated RSTs are appended to `rsts`.
     pub fn process_burst(
@@ -161,6 +182,13 @@ impl Engine {
     ) {
         let n = frames.len().min(actions.len()).min(MAX_BURST);
         self.stage_burst(in_port, &frames[..n], &mut actions[..n]);
+        // Pass 1½: the buckets prefetched in pass 1 have landed; prefetch the entries they
+        // point to so that pass 2's lookups and updates overlap their misses.
+        for s in self.staged.iter().take(n) {
+            if s.key.is_some() {
+                self.shard.prefetch_flow(s.hash);
+            }
+        }
         for i in 0..n {
             if let Some(key) = self.staged[i].key {
                 actions[i] = self.decide_tracked(i, key, frames[i], now, rsts, events);
@@ -374,7 +402,8 @@ impl Engine {
             Verdict::Reject => 2,
         };
         self.counters.by_engine_action[1][engine_action] += 1;
-        let blocked = decision.verdict != Verdict::Pass && decision.verdict != Verdict::DropEstablished;
+        let blocked =
+            decision.verdict != Verdict::Pass && decision.verdict != Verdict::DropEstablished;
         if decision.alert_rule_index != NO_RULE || blocked {
             let (rule_index, alert_only) = if blocked {
                 (decision.rule_index, false)
@@ -486,7 +515,10 @@ impl Engine {
                 stall = self.handle_command(cmd, now, rings);
             }
         }
-        self.expire_slice(now, &rings.events);
+        if now >= self.next_expire {
+            self.next_expire = now + self.expire_interval;
+            self.expire_slice(now, &rings.events);
+        }
         self.scan_slice(now, rings);
         if now >= self.next_publish {
             self.next_publish = now + self.cfg.ticks_per_sec / 10;
@@ -683,5 +715,117 @@ impl Engine {
             }
         });
         self.counters.flows_active = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::TimeoutsSecs;
+    use crate::gen::{Family, Generator, Kind, Size, Spec};
+    use crate::policy::Policy;
+
+    const HZ: u64 = 1_000_000;
+
+    fn engine(capacity: u32, slots: u32) -> Engine {
+        let text = "[stateless]\ndefault_action = \"forward_to_sfe\"\n";
+        let p = Policy::from_toml_str(text, std::path::Path::new("t.toml")).unwrap();
+        let p = Arc::new(CompiledPolicy::compile(&p, 1));
+        let hits = vec![0u64; p.rules().len()].into_boxed_slice();
+        let cfg = EngineConfig {
+            worker: 0,
+            shard: ShardConfig {
+                capacity,
+                timeouts: TimeoutsSecs::default(),
+                emergency_timeouts: TimeoutsSecs::emergency_default(),
+                emergency_high_pct: 95,
+                emergency_low_pct: 80,
+                ticks_per_sec: HZ,
+            },
+            vlan_zone: true,
+            pass_malformed: false,
+            pass_non_ip: true,
+            pass_untracked_when_full: false,
+            expiry_slots_per_poll: slots,
+            scan_slots_per_poll: 64,
+            ticks_per_sec: HZ,
+        };
+        Engine::new(cfg, p, hits)
+    }
+
+    /// `n` UDP flows created at `now`.
+    fn fill(e: &mut Engine, n: u32, now: u64, rings: &WorkerRings) {
+        let g = Generator::new(Spec {
+            flows: n,
+            packets: u64::from(n),
+            kind: Kind::Udp,
+            family: Family::Mixed,
+            size: Size::Min,
+            seed: 3,
+            dst_port: 53,
+        })
+        .unwrap();
+        let frames: Vec<Vec<u8>> = (0..u64::from(n)).map(|k| g.frame(k)).collect();
+        for chunk in frames.chunks(MAX_BURST) {
+            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let mut actions = [Action::Forward; MAX_BURST];
+            let mut rsts = RstBuf::new();
+            e.process_burst(0, &refs, now, &mut actions, &mut rsts, &rings.events);
+        }
+        assert_eq!(e.shard().len(), n);
+    }
+
+    #[test]
+    fn expiry_is_paced_yet_sweeps_the_table_within_its_period() {
+        let rings = WorkerRings::new(8, 64, 4096);
+        let mut e = engine(1024, 64);
+        fill(&mut e, 200, HZ, &rings);
+        // Long past the UDP timeout: every flow is due.
+        let late = HZ * 1000;
+        for _ in 0..1000 {
+            e.poll(late, &rings);
+        }
+        assert_eq!(
+            e.shard().len(),
+            200 - 64,
+            "polls at one instant run one slice, not one per poll"
+        );
+        // Within one sweep period (plus one interval) everything due is gone.
+        let period = HZ / EXPIRY_SWEEPS_PER_SEC;
+        let mut now = late;
+        while now <= late + period + e.expire_interval {
+            now += 10;
+            e.poll(now, &rings);
+        }
+        assert_eq!(e.shard().len(), 0);
+        assert_eq!(e.counters().flows_expired, 200);
+    }
+
+    static HINTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn counting_prefetcher(p: *const u8) {
+        if !p.is_null() {
+            HINTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_installed_prefetcher_is_called_for_buckets_and_entries() {
+        let rings = WorkerRings::new(8, 64, 4096);
+        let mut e = engine(4096, 64);
+        e.set_prefetcher(counting_prefetcher);
+        fill(&mut e, 1000, HZ, &rings);
+        // New flows: one bucket hint per packet (no entry yet to point at).
+        let after_create = HINTS.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(after_create >= 1000, "{after_create}");
+        // Known flows: bucket + both lines of the entry, per packet; decisions unchanged.
+        fill_again(&mut e, 1000, &rings);
+        let after_hits = HINTS.load(std::sync::atomic::Ordering::Relaxed) - after_create;
+        assert!(after_hits >= 3000, "{after_hits}");
+        assert_eq!(e.counters().flows_created, 1000);
+    }
+
+    fn fill_again(e: &mut Engine, n: u32, rings: &WorkerRings) {
+        fill(e, n, HZ + 1, rings);
     }
 }
