@@ -44,6 +44,19 @@ impl Worker {
         let burst = self.burst.clamp(1, MAX_BURST);
         // The shard's bucket/entry hints become real prefetches on this core.
         self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
+        // Huge pages for the flow table: random lookups in a 1M-flow table otherwise pay a
+        // TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
+        let huge: usize = self
+            .engine
+            .shard()
+            .memory_regions()
+            .iter()
+            .filter_map(|&(p, len)| dpdk_bindings::collapse_to_huge_pages(p, len).ok())
+            .sum();
+        eprintln!(
+            "flowgate: worker flow table: {} MiB on transparent huge pages",
+            huge >> 20
+        );
         while !stop.load(Ordering::Relaxed) {
             for qi in 0..self.queues.len() {
                 let n = self.queues[qi].rx.rx_burst(&mut rx).min(burst);

@@ -67,6 +67,14 @@ impl BucketIndex {
         (b + 1) & self.mask
     }
 
+    /// The bucket array's memory (address, bytes), for huge-page advice.
+    pub(super) fn region(&self) -> (*const u8, usize) {
+        (
+            self.buckets.as_ptr().cast(),
+            core::mem::size_of_val(&*self.buckets),
+        )
+    }
+
     /// Number of buckets.
     pub(super) fn buckets(&self) -> usize {
         self.buckets.len()
