@@ -18,7 +18,15 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn tcp(b: &FrameBuilder, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+fn tcp(
+    b: &FrameBuilder,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     b.tcp(&TcpSegment {
         src_port: sport,
         dst_port: dport,
@@ -34,7 +42,8 @@ fn tcp(b: &FrameBuilder, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::create(path).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f).unwrap();
+        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
+            .unwrap();
     }
     w.flush().unwrap();
 }
@@ -130,12 +139,17 @@ fn mixed_traffic() -> Traffic {
         tcp(&s6, 443, 41000, 9, 2, SYN | ACK, &[]),
         c6.udp(41001, 5201, b"v6 udp"),
         c.clone().vlan(100).udp(6000, 6001, b"vlan"),
-        c.clone().vlan_with_tpid(0x88a8, 200).vlan(300).udp(6002, 6003, b"qinq"),
+        c.clone()
+            .vlan_with_tpid(0x88a8, 200)
+            .vlan(300)
+            .udp(6002, 6003, b"qinq"),
     ];
     // ARP who-has 198.18.0.2 (non-IP: passes so the wire keeps working).
     let mut arp = vec![0xffu8; 6];
     arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06]);
-    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 2]);
+    arp.extend_from_slice(&[
+        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 2,
+    ]);
     arp.resize(60, 0);
     valid.push(arp);
 
@@ -189,12 +203,20 @@ fn forwards_valid_frames_byte_identical_and_counts_malformed() {
         a.metric("flowgate_rx_packets_total", "port=\"net_pcap0\"") >= n
     });
     let m = fg.metrics();
-    assert_eq!(metric_sum(&m, "flowgate_malformed_packets_total", ""), t.malformed as f64, "{m}");
+    assert_eq!(
+        metric_sum(&m, "flowgate_malformed_packets_total", ""),
+        t.malformed as f64,
+        "{m}"
+    );
     assert_eq!(
         metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"malformed\""),
         t.malformed as f64
     );
-    assert_eq!(metric_sum(&m, "flowgate_flows_created_total", ""), 7.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "flowgate_flows_created_total", ""),
+        7.0,
+        "{m}"
+    );
     assert_eq!(
         metric_sum(&m, "flowgate_tx_packets_total", "port=\"net_pcap1\""),
         t.valid.len() as f64
@@ -249,7 +271,14 @@ fn policy_verdicts_pass_drop_reject_alert() {
     let midstream = tcp(&c, 40003, 80, 400, 1, ACK, &[]);
     write_pcap(
         &dir.path("in_a.pcap"),
-        &[web.clone(), telnet, smtp.clone(), dns.clone(), blocked_udp, midstream],
+        &[
+            web.clone(),
+            telnet,
+            smtp.clone(),
+            dns.clone(),
+            blocked_udp,
+            midstream,
+        ],
     );
     write_pcap(&dir.path("in_b.pcap"), &[]);
     std::fs::write(dir.path("policy.toml"), VERDICTS).unwrap();
@@ -260,10 +289,30 @@ fn policy_verdicts_pass_drop_reject_alert() {
         a.metric("flowgate_rx_packets_total", "port=\"net_pcap0\"") >= 6.0
     });
     let m = fg.metrics();
-    assert_eq!(metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"policy\""), 2.0, "{m}");
-    assert_eq!(metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"stateless\""), 1.0, "{m}");
-    assert_eq!(metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"midstream\""), 1.0, "{m}");
-    assert_eq!(metric_sum(&m, "flowgate_midstream_packets_total", "outcome=\"dropped\""), 1.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"policy\""),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"stateless\""),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_dropped_packets_total", "reason=\"midstream\""),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "flowgate_midstream_packets_total",
+            "outcome=\"dropped\""
+        ),
+        1.0,
+        "{m}"
+    );
     assert_eq!(metric_sum(&m, "flowgate_rsts_sent_total", ""), 1.0, "{m}");
     fg.stop();
     // Forwarded: web SYN and the DNS query (alert passes).
@@ -284,7 +333,11 @@ fn policy_verdicts_pass_drop_reject_alert() {
     assert_eq!(rst.tcp_ack, 301);
     assert_eq!(&back[0][0..6], &smtp[6..12], "L2 addresses swapped");
     let alerts = std::fs::read_to_string(dir.path("alert.log")).unwrap();
-    for sid in ["\"signature_id\":2", "\"signature_id\":3", "\"signature_id\":4"] {
+    for sid in [
+        "\"signature_id\":2",
+        "\"signature_id\":3",
+        "\"signature_id\":4",
+    ] {
         assert!(alerts.contains(sid), "{sid} missing in {alerts}");
     }
     assert!(alerts.contains("\"signature\":\"dns seen\""), "{alerts}");

@@ -99,8 +99,14 @@ impl Harness {
         let mut actions = vec![Action::Forward; refs.len()];
         let mut rsts = RstBuf::new();
         self.now += 1000;
-        self.e
-            .process_burst(port, &refs, self.now, &mut actions, &mut rsts, &self.rings.events);
+        self.e.process_burst(
+            port,
+            &refs,
+            self.now,
+            &mut actions,
+            &mut rsts,
+            &self.rings.events,
+        );
         (actions, rsts)
     }
 
@@ -130,7 +136,13 @@ fn handshake_creates_one_flow_and_forwards_both_directions() {
     assert_eq!(a, vec![Action::Forward]);
     let (a, _) = h.send(1, &[seg(&s, 80, 1234, 50, 11, SYN | ACK)]);
     assert_eq!(a, vec![Action::Forward]);
-    let (a, _) = h.send(0, &[seg(&c, 1234, 80, 11, 51, ACK), seg(&c, 1234, 80, 11, 51, PSH | ACK)]);
+    let (a, _) = h.send(
+        0,
+        &[
+            seg(&c, 1234, 80, 11, 51, ACK),
+            seg(&c, 1234, 80, 11, 51, PSH | ACK),
+        ],
+    );
     assert_eq!(a, vec![Action::Forward, Action::Forward]);
     assert_eq!(h.e.shard().len(), 1);
     assert_eq!(h.e.counters().flows_created, 1);
@@ -151,11 +163,22 @@ fn midstream_under_drop_and_reject() {
     let mut h = Harness::new(policy("reject", "", 1));
     let (a, rsts) = h.send(0, std::slice::from_ref(&mid));
     assert_eq!(a, vec![Action::Drop(DropReason::Midstream)]);
-    assert_eq!(rsts.len(), 2, "one RST back to the sender, one onward to the receiver");
-    let Parsed::Ip(back) = parse_frame(&rsts[0].frame[..rsts[0].len as usize]).unwrap() else { panic!() };
+    assert_eq!(
+        rsts.len(),
+        2,
+        "one RST back to the sender, one onward to the receiver"
+    );
+    let Parsed::Ip(back) = parse_frame(&rsts[0].frame[..rsts[0].len as usize]).unwrap() else {
+        panic!()
+    };
     assert!(rsts[0].back);
-    assert_eq!((back.src_port, back.dst_port, back.tcp_flags, back.tcp_seq), (80, 1234, RST, 99));
-    let Parsed::Ip(fwd) = parse_frame(&rsts[1].frame[..rsts[1].len as usize]).unwrap() else { panic!() };
+    assert_eq!(
+        (back.src_port, back.dst_port, back.tcp_flags, back.tcp_seq),
+        (80, 1234, RST, 99)
+    );
+    let Parsed::Ip(fwd) = parse_frame(&rsts[1].frame[..rsts[1].len as usize]).unwrap() else {
+        panic!()
+    };
     assert!(!rsts[1].back);
     assert_eq!((fwd.src_port, fwd.dst_port, fwd.tcp_seq), (1234, 80, 77));
     assert!(fwd.tcp_flags & RST != 0);
@@ -171,7 +194,10 @@ fn midstream_continue_creates_flow_with_the_rules_verdict() {
     let rules = r#"{ action = "drop", protocol = "tcp", source = "any", source_port = "any", direction = "forward", destination = "any", destination_port = "22", sid = 22 }"#;
     let mut h = Harness::new(policy("continue", rules, 1));
     let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
-    let (a, _) = h.send(0, &[seg(&c, 1000, 80, 1, 1, ACK), seg(&c, 1001, 22, 1, 1, ACK)]);
+    let (a, _) = h.send(
+        0,
+        &[seg(&c, 1000, 80, 1, 1, ACK), seg(&c, 1001, 22, 1, 1, ACK)],
+    );
     assert_eq!(a, vec![Action::Forward, Action::Drop(DropReason::Policy)]);
     assert_eq!(h.e.counters().midstream_continued, 2);
     assert_eq!(h.e.shard().len(), 2);
@@ -192,8 +218,16 @@ fn flush_removes_exactly_the_matching_flows_and_logs_them() {
         }],
         ..FlowMatch::default()
     };
-    let req = ScanRequest { op: 9, kind: ScanKind::Flush, filter };
-    assert!(h.rings.commands.push(Command::StartScan(Box::new(req))).is_ok());
+    let req = ScanRequest {
+        op: 9,
+        kind: ScanKind::Flush,
+        filter,
+    };
+    assert!(h
+        .rings
+        .commands
+        .push(Command::StartScan(Box::new(req)))
+        .is_ok());
     let replies = h.poll_until_done(9);
     let flows: Vec<_> = replies
         .iter()
@@ -206,7 +240,15 @@ fn flush_removes_exactly_the_matching_flows_and_logs_them() {
     assert_eq!(h.e.shard().len(), 2);
     assert_eq!(h.e.counters().flows_flushed, 1);
     let flushed_logged = std::iter::from_fn(|| h.rings.events.pop())
-        .filter(|e| matches!(e, Event::FlowEnd { reason: dataplane::flow::EndReason::Flushed, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::FlowEnd {
+                    reason: dataplane::flow::EndReason::Flushed,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(flushed_logged, 1);
     // The flushed connection's next packet is midstream and gets reset.
@@ -226,9 +268,19 @@ fn policy_swap_keeps_existing_verdicts_and_judges_new_flows_anew() {
     let deny = r#"{ action = "drop", protocol = "tcp", source = "any", source_port = "any", direction = "forward", destination = "any", destination_port = "7001", sid = 71 }"#;
     let p2 = policy("drop", deny, 2);
     let hits = vec![0u64; p2.rules().len()].into_boxed_slice();
-    assert!(h.rings.commands.push(Command::SwapPolicy { policy: p2, rule_hits: hits }).is_ok());
+    assert!(h
+        .rings
+        .commands
+        .push(Command::SwapPolicy {
+            policy: p2,
+            rule_hits: hits
+        })
+        .is_ok());
     h.e.poll(h.now, &h.rings);
-    assert!(matches!(h.rings.replies.pop(), Some(Reply::PolicySwapped { epoch: 2, .. })));
+    assert!(matches!(
+        h.rings.replies.pop(),
+        Some(Reply::PolicySwapped { epoch: 2, .. })
+    ));
     // Existing flow keeps its pass verdict…
     let (a, _) = h.send(0, &[seg(&c, 5000, 7001, 2, 1, ACK)]);
     assert_eq!(a, vec![Action::Forward]);
@@ -240,12 +292,19 @@ fn policy_swap_keeps_existing_verdicts_and_judges_new_flows_anew() {
         op: 3,
         kind: ScanKind::Capture,
         filter: FlowMatch {
-            filters: vec![FlowFilter { dst: Some(Cidr::parse("198.18.0.0/24").unwrap()), ..FlowFilter::default() }],
+            filters: vec![FlowFilter {
+                dst: Some(Cidr::parse("198.18.0.0/24").unwrap()),
+                ..FlowFilter::default()
+            }],
             verdict_changed: true,
             ..FlowMatch::default()
         },
     };
-    assert!(h.rings.commands.push(Command::StartScan(Box::new(req))).is_ok());
+    assert!(h
+        .rings
+        .commands
+        .push(Command::StartScan(Box::new(req)))
+        .is_ok());
     let got: Vec<u16> = h
         .poll_until_done(3)
         .iter()

@@ -21,11 +21,19 @@ struct ModelFilter {
 fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len as u32)
+            };
             u32::from(a) & m == u32::from(n) & m
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
             u128::from(a) & m == u128::from(n) & m
         }
         _ => false,
@@ -48,11 +56,19 @@ fn model(f: &ModelFilter, proto: u8, s: IpAddr, d: IpAddr, sp: u16, dp: u16) -> 
 fn masked(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len as u32)
+            };
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
             IpAddr::V6((u128::from(a) & m).into())
         }
     }
@@ -61,9 +77,8 @@ fn masked(ip: IpAddr, len: u8) -> IpAddr {
 fn addr() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
         (0u32..4, 0u32..4).prop_map(|(a, b)| IpAddr::V4((0xc612_0000 | (a << 8) | b).into())),
-        (0u128..4, 0u128..4).prop_map(|(a, b)| IpAddr::V6(
-            ((0x2001_0002u128 << 96) | (a << 16) | b).into()
-        )),
+        (0u128..4, 0u128..4)
+            .prop_map(|(a, b)| IpAddr::V6(((0x2001_0002u128 << 96) | (a << 16) | b).into())),
     ]
 }
 
@@ -98,7 +113,9 @@ fn filter() -> impl Strategy<Value = ModelFilter> {
 fn compile(m: &ModelFilter) -> FlowFilter {
     let cidr = |c: Option<(IpAddr, u8)>| c.map(|(n, l)| Cidr::parse(&format!("{n}/{l}")).unwrap());
     let port = |r: Option<(u16, u16)>| {
-        r.map_or(PortRange::ANY, |(lo, hi)| PortRange::parse(&format!("{lo}:{hi}")).unwrap())
+        r.map_or(PortRange::ANY, |(lo, hi)| {
+            PortRange::parse(&format!("{lo}:{hi}")).unwrap()
+        })
     };
     let mut f = FlowFilter {
         src: cidr(m.src),

@@ -101,7 +101,11 @@ pub fn http(method: &str, addr: &str, path: &str, body: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     (status, body)
 }
 
@@ -173,11 +177,18 @@ impl Appliance {
     /// SIGTERM and wait: the appliance flushes logs and closes ports.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Ok(Some(st)) = c.try_wait() {
-                    assert!(st.success(), "flowgate exited with {st}:\n{}", self.output());
+                    assert!(
+                        st.success(),
+                        "flowgate exited with {st}:\n{}",
+                        self.output()
+                    );
                     return;
                 }
                 if Instant::now() > deadline {

@@ -278,7 +278,10 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(v4_to_addr(1)));
         // An IPv4 /0 stays within the IPv4 space.
         assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains(1));
-        assert!(!Cidr::parse("::/0").unwrap().contains(v4_to_addr(1)), "IPv6 /0 is IPv6 only");
+        assert!(
+            !Cidr::parse("::/0").unwrap().contains(v4_to_addr(1)),
+            "IPv6 /0 is IPv6 only"
+        );
         let v6 = Cidr::parse("2001:2::/48").unwrap();
         assert!(v6.contains(ip_to_addr("2001:2::1".parse().unwrap())));
         assert!(!v6.contains(ip_to_addr("2001:3::1".parse().unwrap())));

@@ -54,7 +54,10 @@ pub enum Reply {
         hits: Box<[u64]>,
     },
     /// One matched flow of a running scan (for a flush: already removed).
-    ScanFlow { op: u64, record: FlowRecord },
+    ScanFlow {
+        op: u64,
+        record: FlowRecord,
+    },
     /// The worker finished (or cancelled) its scan.
     ScanDone {
         op: u64,
