@@ -296,6 +296,9 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             return Err(e);
         }
     };
+    let log_writer = app
+        .spawn_log_writer()
+        .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let collector_stop = Arc::new(AtomicBool::new(false));
     let collector = control
         .spawn_collector(app.clone(), Arc::clone(&collector_stop))
@@ -355,7 +358,7 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
     collector_stop.store(true, Ordering::Relaxed);
     let _ = collector.join();
     control.drain_all(&*app);
-    app.close_logs();
+    app.close_logs(log_writer);
     drop(ports);
     if failed.is_empty() {
         Ok(())

@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use dataplane::flow::EndReason;
 use dataplane::policy::NO_RULE;
 use dataplane::worker::counters::DropReason;
 use dataplane::worker::{Event, Reply, WorkerCounters};
@@ -19,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::control::{Control, Sink};
 use crate::http::server::{Handler, LimitKind, Request, Response};
+use crate::log_queue::{LogQueue, Taken};
 use crate::logs::{alert_record, netflow_records, Envelope, LineWriter, RateLimit};
 use crate::metrics::Families;
 use crate::ops::OpsManager;
@@ -34,7 +36,6 @@ struct LogState {
     alert_limit: RateLimit,
     flow_records: u64,
     alert_records: u64,
-    last_flush: Instant,
 }
 
 pub struct App {
@@ -48,6 +49,8 @@ pub struct App {
     keys: KeyStore,
     envelope: Envelope,
     logs: Mutex<LogState>,
+    /// Events on their way to the log writer thread ([`App::spawn_log_writer`]).
+    log_queue: LogQueue,
     started: Instant,
     /// DPDK-level port statistics, provided by the binary (the mgmt crate has no FFI).
     port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
@@ -86,7 +89,6 @@ impl App {
             alert_limit: RateLimit::new(cfg.logging.alert_rate_limit_per_sec),
             flow_records: 0,
             alert_records: 0,
-            last_flush: Instant::now(),
         };
         let audit = Audit::open(cfg.log_target(&cfg.logging.audit_log))
             .map_err(|e| format!("cannot open audit log: {e}"))?;
@@ -105,7 +107,6 @@ impl App {
             zone: cfg.appliance.zone.clone(),
         };
         Ok(Arc::new(App {
-            cfg,
             control: p.control,
             policy: p.policy,
             ops,
@@ -114,10 +115,12 @@ impl App {
             ports: p.ports,
             keys,
             envelope,
+            log_queue: LogQueue::new(cfg.logging.queue_records),
             logs: Mutex::new(logs),
             started: Instant::now(),
             port_stats: p.port_stats,
             mempool: p.mempool,
+            cfg,
         }))
     }
 
@@ -506,6 +509,18 @@ impl App {
                 &[],
                 l.flow_records as f64,
             );
+            f.gauge(
+                "flowgate_log_queue_records",
+                "Records waiting for the log writer",
+                &[],
+                self.log_queue.len() as f64,
+            );
+            f.counter(
+                "flowgate_log_queue_dropped_total",
+                "Records dropped because the log writer fell behind (logging.queue_records)",
+                &[],
+                self.log_queue.dropped() as f64,
+            );
             f.counter(
                 "flowgate_alert_log_records_total",
                 "Alert log records written",
@@ -708,22 +723,46 @@ impl App {
         }
     }
 
-    fn flush_logs(&self, force: bool) {
+    fn flush_logs(&self) {
         let mut l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        if force || l.last_flush.elapsed().as_millis() >= 200 {
-            if let Some(w) = l.flow.as_mut() {
-                w.flush();
-            }
-            if let Some(w) = l.alert.as_mut() {
-                w.flush();
-            }
-            l.last_flush = Instant::now();
+        if let Some(w) = l.flow.as_mut() {
+            w.flush();
+        }
+        if let Some(w) = l.alert.as_mut() {
+            w.flush();
         }
     }
 
-    /// Final flush at shutdown.
-    pub fn close_logs(&self) {
-        self.flush_logs(true);
+    /// Starts the thread that formats and writes the flow and alert logs from the queue
+    /// the collector fills. It flushes whenever it has caught up, so a record reaches
+    /// the file within a batch's time of arriving.
+    pub fn spawn_log_writer(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("fg-logs".into())
+            .spawn(move || loop {
+                match me.log_queue.take(4096, Duration::from_millis(200)) {
+                    Taken::Batch(batch) => {
+                        me.log_events(&mut batch.into_iter());
+                        if me.log_queue.is_empty() {
+                            me.flush_logs();
+                        }
+                    }
+                    Taken::Idle => me.flush_logs(),
+                    Taken::Closed => {
+                        me.flush_logs();
+                        return;
+                    }
+                }
+            })
+    }
+
+    /// Shutdown, after the collector's last drain: writes what is queued and stops the
+    /// log writer.
+    pub fn close_logs(&self, writer: std::thread::JoinHandle<()>) {
+        self.log_queue.close();
+        let _ = writer.join();
+        self.flush_logs();
     }
 }
 
@@ -744,17 +783,27 @@ impl Sink for App {
                 self.policy.on_swapped(worker, old, old_hits)
             }
             Reply::RuleHits { epoch, hits } => self.policy.on_rule_hits(worker, epoch, hits),
+            Reply::ScanFlow {
+                record,
+                flushed: true,
+                ..
+            } => {
+                self.log_queue.push(Event::FlowEnd {
+                    record,
+                    reason: EndReason::Flushed,
+                });
+                self.ops.on_reply(worker, reply);
+            }
             r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => self.ops.on_reply(worker, r),
         }
     }
 
     fn on_events(&self, _worker: usize, events: &mut dyn Iterator<Item = Event>) {
-        self.log_events(events);
+        self.log_queue.extend(events);
     }
 
     fn tick(&self) {
         self.ops.tick();
-        self.flush_logs(false);
         self.policy.request_rule_hits(&self.control);
     }
 }

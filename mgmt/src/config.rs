@@ -307,6 +307,9 @@ pub struct Logging {
     pub keep_files: u32,
     /// Alert records written per second at most (excess counted as suppressed).
     pub alert_rate_limit_per_sec: u32,
+    /// Records waiting for the log writer at most (a flush of a large table queues one
+    /// per flow); beyond it records are dropped and counted.
+    pub queue_records: usize,
 }
 
 impl Default for Logging {
@@ -318,6 +321,7 @@ impl Default for Logging {
             max_file_bytes: 64 << 20,
             keep_files: 4,
             alert_rate_limit_per_sec: 1000,
+            queue_records: 1 << 20,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod debug_api;
 pub mod http;
+pub mod log_queue;
 pub mod logs;
 pub mod metrics;
 pub mod native_api;

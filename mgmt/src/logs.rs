@@ -7,6 +7,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+use std::net::IpAddr;
+
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::clock::{eve_timestamp, Clock};
@@ -24,6 +27,8 @@ pub struct LineWriter {
     size: u64,
     max_bytes: u64,
     keep: u32,
+    /// Reused per line: formatting allocates nothing once it has grown.
+    line: Vec<u8>,
     pub lines_written: u64,
     pub write_errors: u64,
 }
@@ -36,6 +41,7 @@ impl LineWriter {
             size: 0,
             max_bytes: max_bytes.max(4096),
             keep,
+            line: Vec::with_capacity(1024),
             lines_written: 0,
             write_errors: 0,
         };
@@ -82,17 +88,21 @@ impl LineWriter {
         self.reopen()
     }
 
-    pub fn write_line(&mut self, v: &Value) {
-        let mut line = v.to_string();
-        line.push('\n');
+    pub fn write_line<T: Serialize>(&mut self, v: &T) {
+        self.line.clear();
+        if serde_json::to_writer(&mut self.line, v).is_err() {
+            self.write_errors += 1;
+            return;
+        }
+        self.line.push(b'\n');
         let res = match &mut self.out {
-            Some(o) => o.write_all(line.as_bytes()),
-            None => io::stdout().lock().write_all(line.as_bytes()),
+            Some(o) => o.write_all(&self.line),
+            None => io::stdout().lock().write_all(&self.line),
         };
         match res {
             Ok(()) => {
                 self.lines_written += 1;
-                self.size += line.len() as u64;
+                self.size += self.line.len() as u64;
                 if self.size >= self.max_bytes && self.rotate().is_err() {
                     self.write_errors += 1;
                 }
@@ -123,26 +133,6 @@ pub fn proto_name(p: u8) -> String {
     }
 }
 
-fn tcp_object(flags: u8) -> Value {
-    let mut o = serde_json::Map::new();
-    o.insert("tcp_flags".into(), json!(format!("{flags:02x}")));
-    for (bit, name) in [
-        (0x01, "fin"),
-        (0x02, "syn"),
-        (0x04, "rst"),
-        (0x08, "psh"),
-        (0x10, "ack"),
-        (0x20, "urg"),
-        (0x40, "ecn"),
-        (0x80, "cwr"),
-    ] {
-        if flags & bit != 0 {
-            o.insert(name.into(), json!(true));
-        }
-    }
-    Value::Object(o)
-}
-
 /// Who the records say they come from.
 #[derive(Clone)]
 pub struct Envelope {
@@ -151,78 +141,171 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    fn wrap(&self, at: SystemTime, event: Value) -> Value {
-        json!({
-            "firewall_name": self.firewall_name,
-            "availability_zone": self.zone,
-            "event_timestamp": format!("{}", crate::clock::unix_secs(at) as u64),
-            "event": event,
-        })
+    fn wrap<E>(&self, at: SystemTime, event: E) -> Wrapped<'_, E> {
+        Wrapped {
+            firewall_name: &self.firewall_name,
+            availability_zone: &self.zone,
+            event_timestamp: (crate::clock::unix_secs(at) as u64).to_string(),
+            event,
+        }
     }
 }
 
+/// One `netflow` record, typed so a flush of a million flows formats its two million
+/// lines without building a JSON tree per line. Field names and order follow EVE.
+#[derive(Serialize)]
+pub struct NetflowEvent {
+    timestamp: String,
+    flow_id: u64,
+    event_type: &'static str,
+    src_ip: IpAddr,
+    src_port: u16,
+    dest_ip: IpAddr,
+    dest_port: u16,
+    proto: String,
+    app_proto: &'static str,
+    netflow: Netflow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<TcpFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u16>,
+    flowgate: NetflowExt,
+}
+
+#[derive(Serialize)]
+struct Netflow {
+    pkts: u64,
+    bytes: u64,
+    start: String,
+    end: String,
+    age: u64,
+    min_ttl: u8,
+    max_ttl: u8,
+    state: &'static str,
+    reason: &'static str,
+    last_state: &'static str,
+    alerted: bool,
+}
+
+#[derive(Serialize)]
+struct NetflowExt {
+    worker: u16,
+    vlan: u16,
+    verdict: &'static str,
+    sid: u32,
+    policy_epoch: u32,
+}
+
+/// EVE's `tcp` object: `tcp_flags` in hex, then `true` for each flag seen.
+struct TcpFlags(u8);
+
+impl Serialize for TcpFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const NAMES: [(u8, &str); 8] = [
+            (0x01, "fin"),
+            (0x02, "syn"),
+            (0x04, "rst"),
+            (0x08, "psh"),
+            (0x10, "ack"),
+            (0x20, "urg"),
+            (0x40, "ecn"),
+            (0x80, "cwr"),
+        ];
+        let mut m = s.serialize_map(Some(1 + self.0.count_ones() as usize))?;
+        m.serialize_entry("tcp_flags", &format_args!("{:02x}", self.0))?;
+        for (bit, name) in NAMES {
+            if self.0 & bit != 0 {
+                m.serialize_entry(name, &true)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// The service's envelope around an EVE record.
+#[derive(Serialize)]
+pub struct Wrapped<'a, E> {
+    firewall_name: &'a str,
+    availability_zone: &'a str,
+    event_timestamp: String,
+    event: E,
+}
+
 /// The two `netflow` records (opener → responder, then responder → opener) of an ended flow.
-pub fn netflow_records(
-    env: &Envelope,
+pub fn netflow_records<'a>(
+    env: &'a Envelope,
     clock: &Clock,
     r: &FlowRecord,
     reason: EndReason,
-) -> [Value; 2] {
+) -> [Wrapped<'a, NetflowEvent>; 2] {
     let start = clock.wall(r.first_seen);
     let end = clock.wall(r.last_seen);
     let age = clock.secs(r.last_seen.saturating_sub(r.first_seen)) as u64;
     let (sp, dp) = dataplane::ops::visible_ports(&r.tuple);
+    let (start_s, end_s) = (eve_timestamp(start), eve_timestamp(end));
+    let icmp = matches!(r.tuple.proto, proto::ICMP | proto::ICMPV6);
     let dir = |d: usize| {
         let (src, dst, s_port, d_port) = if d == 0 {
             (r.tuple.src, r.tuple.dst, sp, dp)
         } else {
             (r.tuple.dst, r.tuple.src, dp, sp)
         };
-        let mut ev = json!({
-            "timestamp": eve_timestamp(end),
-            "flow_id": r.flow_id,
-            "event_type": "netflow",
-            "src_ip": addr_to_ip(src).to_string(),
-            "src_port": s_port,
-            "dest_ip": addr_to_ip(dst).to_string(),
-            "dest_port": d_port,
-            "proto": proto_name(r.tuple.proto),
-            "app_proto": "unknown",
-            "netflow": {
-                "pkts": r.pkts[d],
-                "bytes": r.bytes[d],
-                "start": eve_timestamp(start),
-                "end": eve_timestamp(end),
-                "age": age,
-                "min_ttl": r.ttl_min[d],
-                "max_ttl": r.ttl_max[d],
-                "state": if r.state.is_active() { "established" } else { "closed" },
-                "reason": reason.as_str(),
-                "last_state": r.state.as_str(),
-                "alerted": r.verdict != dataplane::packet::Verdict::Pass,
+        env.wrap(
+            end,
+            NetflowEvent {
+                timestamp: end_s.clone(),
+                flow_id: r.flow_id,
+                event_type: "netflow",
+                src_ip: addr_to_ip(src),
+                src_port: s_port,
+                dest_ip: addr_to_ip(dst),
+                dest_port: d_port,
+                proto: proto_name(r.tuple.proto),
+                app_proto: "unknown",
+                netflow: Netflow {
+                    pkts: r.pkts[d],
+                    bytes: r.bytes[d],
+                    start: start_s.clone(),
+                    end: end_s.clone(),
+                    age,
+                    min_ttl: r.ttl_min[d],
+                    max_ttl: r.ttl_max[d],
+                    state: if r.state.is_active() {
+                        "established"
+                    } else {
+                        "closed"
+                    },
+                    reason: reason.as_str(),
+                    last_state: r.state.as_str(),
+                    alerted: r.verdict != dataplane::packet::Verdict::Pass,
+                },
+                tcp: (r.tuple.proto == proto::TCP).then_some(TcpFlags(r.tcp_flags[d])),
+                icmp_type: icmp.then_some(r.tuple.dst_port >> 8),
+                icmp_code: icmp.then_some(r.tuple.dst_port & 0xff),
+                flowgate: NetflowExt {
+                    worker: r.worker,
+                    vlan: r.vlan,
+                    verdict: r.verdict.as_str(),
+                    sid: r.sid,
+                    policy_epoch: r.epoch,
+                },
             },
-            "flowgate": {"worker": r.worker, "vlan": r.vlan, "verdict": r.verdict.as_str(), "sid": r.sid, "policy_epoch": r.epoch},
-        });
-        if r.tuple.proto == proto::TCP {
-            ev["tcp"] = tcp_object(r.tcp_flags[d]);
-        }
-        if matches!(r.tuple.proto, proto::ICMP | proto::ICMPV6) {
-            ev["icmp_type"] = json!(r.tuple.dst_port >> 8);
-            ev["icmp_code"] = json!(r.tuple.dst_port & 0xff);
-        }
-        env.wrap(end, ev)
+        )
     };
     [dir(0), dir(1)]
 }
 
 /// An `alert` record for a rule or default-action hit.
-pub fn alert_record(
-    env: &Envelope,
+pub fn alert_record<'a>(
+    env: &'a Envelope,
     clock: &Clock,
     a: &AlertRecord,
     signature: &str,
     rev: u32,
-) -> Value {
+) -> Wrapped<'a, Value> {
     let at = clock.wall(a.at);
     let (sp, dp) = dataplane::ops::visible_ports(&a.tuple);
     let verdict = a.verdict.as_str();
@@ -309,10 +392,69 @@ mod tests {
 
     #[test]
     fn tcp_flags_render_like_eve() {
-        let v = tcp_object(0x1b);
+        let v = serde_json::to_value(TcpFlags(0x1b)).unwrap();
         assert_eq!(v["tcp_flags"], "1b");
         assert_eq!(v["syn"], true);
         assert!(v.get("rst").is_none());
+    }
+
+    #[test]
+    fn netflow_records_carry_both_directions_in_eve_shape() {
+        use dataplane::flow::FlowState;
+        use dataplane::packet::{ip_to_addr, Tuple, Verdict};
+        let env = Envelope {
+            firewall_name: "fw".into(),
+            zone: "z".into(),
+        };
+        let clock = Clock::new(1000, || 0);
+        let r = FlowRecord {
+            tuple: Tuple {
+                proto: proto::TCP,
+                src: ip_to_addr("198.18.0.1".parse().unwrap()),
+                dst: ip_to_addr("2001:2::2".parse().unwrap()),
+                src_port: 40000,
+                dst_port: 443,
+            },
+            vlan: 0,
+            state: FlowState::Established,
+            verdict: Verdict::Pass,
+            sid: 7,
+            epoch: 3,
+            pkts: [10, 8],
+            bytes: [1000, 800],
+            tcp_flags: [0x1b, 0x12],
+            ttl_min: [60, 61],
+            ttl_max: [64, 62],
+            first_seen: 1000,
+            last_seen: 3500,
+            observed_at: 4000,
+            worker: 1,
+            flow_id: 42,
+        };
+        let lines: Vec<Value> = netflow_records(&env, &clock, &r, EndReason::Flushed)
+            .iter()
+            .map(|w| serde_json::to_value(w).unwrap())
+            .collect();
+        let (a, b) = (&lines[0], &lines[1]);
+        assert_eq!(a["firewall_name"], "fw");
+        assert_eq!(a["availability_zone"], "z");
+        assert_eq!(a["event"]["event_type"], "netflow");
+        assert_eq!(a["event"]["src_ip"], "198.18.0.1");
+        assert_eq!(a["event"]["dest_ip"], "2001:2::2");
+        assert_eq!(a["event"]["dest_port"], 443);
+        assert_eq!(b["event"]["src_ip"], "2001:2::2");
+        assert_eq!(b["event"]["src_port"], 443);
+        assert_eq!(a["event"]["proto"], "TCP");
+        assert_eq!(a["event"]["netflow"]["pkts"], 10);
+        assert_eq!(b["event"]["netflow"]["bytes"], 800);
+        assert_eq!(a["event"]["netflow"]["age"], 2);
+        assert_eq!(a["event"]["netflow"]["reason"], "flushed");
+        assert_eq!(a["event"]["netflow"]["last_state"], "ESTABLISHED");
+        assert_eq!(a["event"]["tcp"]["tcp_flags"], "1b");
+        assert_eq!(b["event"]["tcp"]["tcp_flags"], "12");
+        assert!(a["event"].get("icmp_type").is_none());
+        assert_eq!(a["event"]["flowgate"]["sid"], 7);
+        assert_eq!(a["event"]["flow_id"], b["event"]["flow_id"]);
     }
 
     #[test]

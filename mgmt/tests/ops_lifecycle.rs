@@ -457,6 +457,7 @@ fn end_to_end_through_the_rings_with_worker_threads_and_the_collector() {
                                 let mut r = Reply::ScanFlow {
                                     op: req.op,
                                     record: nth(i, w as u16),
+                                    flushed: req.kind == ScanKind::Flush,
                                 };
                                 // Backpressure: retry while the reply ring is full.
                                 while let Err(back) = rings.replies.push(r) {

@@ -137,6 +137,7 @@ impl Lab {
                         let _ = rings.replies.push(Reply::ScanFlow {
                             op: req.op,
                             record: *r,
+                            flushed: req.kind == ScanKind::Flush,
                         });
                     }
                     let done = Reply::ScanDone {

@@ -51,6 +51,11 @@ for _ in $(seq 1 80); do kill -0 "$CLIENT" 2>/dev/null || break; sleep 0.1; done
 st="$(cat "$W/a")"
 echo "client after restart: $st"
 case "$st" in *"connection reset"*) ;; *) fail "client not reset after the restart: $st" ;; esac
-curl -fsS "$FLOWGATE_METRICS" | grep -Eq 'flowgate_midstream_packets_total\{worker="0",outcome="rejected"\} [1-9]' \
-    || fail "midstream rejected counter did not move"
+# Workers publish their counters every 100 ms: the reset can reach the client before the
+# snapshot that counts it reaches /metrics, so poll briefly instead of reading once.
+rejected_counted() {
+    curl -fsS "$FLOWGATE_METRICS" | grep -Eq 'flowgate_midstream_packets_total\{worker="0",outcome="rejected"\} [1-9]'
+}
+for _ in $(seq 1 30); do rejected_counted && break; sleep 0.1; done
+rejected_counted || { curl -fsS "$FLOWGATE_METRICS" | grep midstream >&2; fail "midstream rejected counter did not move"; }
 log "reload/restart namespace test passed"

@@ -53,10 +53,14 @@ pub enum Reply {
         epoch: u32,
         hits: Box<[u64]>,
     },
-    /// One matched flow of a running scan (for a flush: already removed).
+    /// One matched flow of a running scan. For a flush the flow is already removed and
+    /// this reply is also its end-of-flow record (`flushed`): the reply ring is lossless
+    /// (the scan waits for room), so a flushed flow's log record is never dropped, and the
+    /// management side writes it without holding the operation up.
     ScanFlow {
         op: u64,
         record: FlowRecord,
+        flushed: bool,
     },
     /// The worker finished (or cancelled) its scan.
     ScanDone {
@@ -140,7 +144,7 @@ fn flow_id(hash: u64, first_seen: u64, worker: u16) -> u64 {
 }
 
 /// A rule hit worth an alert-log line (`alert`, `drop`, `reject` rules and drop defaults).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AlertRecord {
     /// The packet's tuple in its own direction.
     pub tuple: Tuple,

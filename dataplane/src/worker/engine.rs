@@ -667,19 +667,13 @@ impl Engine {
             matched += 1;
             let record = FlowRecord::of(e, worker, now);
             // Room was checked above: this ring has one producer (us).
-            let _ = rings.replies.push(Reply::ScanFlow { op, record });
+            let _ = rings.replies.push(Reply::ScanFlow {
+                op,
+                record,
+                flushed: flush,
+            });
             if flush {
                 counters.flows_flushed += 1;
-                if rings
-                    .events
-                    .push(Event::FlowEnd {
-                        record,
-                        reason: EndReason::Flushed,
-                    })
-                    .is_err()
-                {
-                    counters.events_dropped += 1;
-                }
             }
             flush
         });

@@ -346,7 +346,7 @@ impl OpsManager {
         let cancels = {
             let mut st = self.lock();
             match reply {
-                Reply::ScanFlow { op, record } => {
+                Reply::ScanFlow { op, record, .. } => {
                     let flow = FlowResult::from_record(&record, &self.clock);
                     self.on_flow(&mut st, op, flow)
                 }

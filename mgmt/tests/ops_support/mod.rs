@@ -178,7 +178,14 @@ impl Harness {
     }
 
     pub fn flow(&self, w: usize, op: u64, record: FlowRecord) {
-        self.ops.on_reply(w, Reply::ScanFlow { op, record });
+        self.ops.on_reply(
+            w,
+            Reply::ScanFlow {
+                op,
+                record,
+                flushed: false,
+            },
+        );
     }
 
     pub fn done(&self, w: usize, op: u64, scanned: u64, matched: u64) {

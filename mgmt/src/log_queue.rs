@@ -1,0 +1,172 @@
+//! The hand-off between the collector thread and the log writer thread. The collector
+//! must never wait on disk: it drains the workers' reply rings, and a flush scan only
+//! advances while its reply ring has room, so formatting and writing a million flow-log
+//! records inline would hold a flush up for seconds. The collector queues events here
+//! (a mutex held for a push or a swap, never across I/O) and the writer thread formats
+//! and writes them at its own pace.
+//!
+//! The queue is bounded by a record count: beyond it events are dropped and counted, as
+//! the worker event rings do, so a log sink slower than the traffic costs log records,
+//! never memory or forwarding.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dataplane::worker::Event;
+
+pub struct LogQueue {
+    inner: Mutex<Inner>,
+    ready: Condvar,
+    cap: usize,
+}
+
+struct Inner {
+    events: VecDeque<Event>,
+    dropped: u64,
+    closed: bool,
+}
+
+/// What the writer thread gets from [`LogQueue::take`].
+pub enum Taken {
+    Batch(Vec<Event>),
+    /// Nothing arrived within the wait (time to flush buffered output).
+    Idle,
+    /// Closed and drained: the writer stops.
+    Closed,
+}
+
+/// Capacity kept after a burst drains; a flush of a large table can queue far more, and
+/// that memory is given back once the writer caught up.
+const RETAINED_CAPACITY: usize = 65_536;
+
+impl LogQueue {
+    pub fn new(cap: usize) -> LogQueue {
+        LogQueue {
+            inner: Mutex::new(Inner {
+                events: VecDeque::new(),
+                dropped: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues every event of `events` that fits; the rest are counted as dropped.
+    pub fn extend(&self, events: &mut dyn Iterator<Item = Event>) {
+        let mut q = self.lock();
+        for ev in events {
+            if q.events.len() < self.cap {
+                q.events.push_back(ev);
+            } else {
+                q.dropped += 1;
+            }
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    pub fn push(&self, ev: Event) {
+        self.extend(&mut std::iter::once(ev));
+    }
+
+    /// Up to `max` queued events, waiting up to `wait` for the first one.
+    pub fn take(&self, max: usize, wait: Duration) -> Taken {
+        let mut q = self.lock();
+        if q.events.is_empty() && !q.closed {
+            q = self
+                .ready
+                .wait_timeout(q, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if q.events.is_empty() {
+            if q.events.capacity() > RETAINED_CAPACITY {
+                q.events.shrink_to(RETAINED_CAPACITY);
+            }
+            return if q.closed { Taken::Closed } else { Taken::Idle };
+        }
+        let n = q.events.len().min(max);
+        Taken::Batch(q.events.drain(..n).collect())
+    }
+
+    /// No more events will come; the writer stops once it has written what is queued.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::worker::cmd::AlertRecord;
+
+    fn alert(sid: u32) -> Event {
+        Event::Alert(AlertRecord {
+            sid,
+            ..AlertRecord::default()
+        })
+    }
+
+    fn sids(t: Taken) -> Vec<u32> {
+        match t {
+            Taken::Batch(b) => b
+                .iter()
+                .map(|e| match e {
+                    Event::Alert(a) => a.sid,
+                    Event::FlowEnd { .. } => 0,
+                })
+                .collect(),
+            Taken::Idle => vec![],
+            Taken::Closed => vec![u32::MAX],
+        }
+    }
+
+    #[test]
+    fn keeps_order_bounds_and_counts_overflow() {
+        let q = LogQueue::new(3);
+        q.extend(&mut (1..=5).map(alert));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.dropped(), 2);
+        assert_eq!(sids(q.take(2, Duration::ZERO)), vec![1, 2]);
+        assert_eq!(sids(q.take(10, Duration::ZERO)), vec![3]);
+        assert!(matches!(q.take(10, Duration::ZERO), Taken::Idle));
+    }
+
+    #[test]
+    fn close_drains_before_reporting_closed() {
+        let q = LogQueue::new(10);
+        q.push(alert(7));
+        q.close();
+        assert_eq!(sids(q.take(10, Duration::from_secs(5))), vec![7]);
+        assert!(matches!(q.take(10, Duration::from_secs(5)), Taken::Closed));
+    }
+
+    #[test]
+    fn a_waiting_writer_wakes_on_push() {
+        let q = std::sync::Arc::new(LogQueue::new(10));
+        let q2 = std::sync::Arc::clone(&q);
+        let t = std::thread::spawn(move || sids(q2.take(10, Duration::from_secs(30))));
+        std::thread::sleep(Duration::from_millis(50));
+        q.push(alert(9));
+        assert_eq!(t.join().unwrap(), vec![9]);
+    }
+}
