@@ -191,13 +191,8 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             worker: w as u16,
             shard: ShardConfig {
                 capacity: ft.capacity_per_worker,
-                timeouts: TimeoutsSecs {
-                    // AWS FlowTimeouts.TcpIdleTimeoutSeconds in the policy wins over the config.
-                    tcp_established: current
-                        .tcp_idle_timeout_secs()
-                        .unwrap_or(ft.timeouts.tcp_established),
-                    ..timeouts(&ft.timeouts)
-                },
+                // The engine applies the policy's TcpIdleTimeoutSeconds over this.
+                timeouts: timeouts(&ft.timeouts),
                 emergency_timeouts: timeouts(&ft.emergency_timeouts),
                 emergency_high_pct: ft.emergency_high_pct,
                 emergency_low_pct: ft.emergency_low_pct,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use dataplane::flow::{ShardConfig, TimeoutsSecs};
+use dataplane::flow::{FlowState, ShardConfig, TimeoutsSecs};
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch, PortRange};
 use dataplane::packet::tcp_flags::{ACK, PSH, RST, SYN};
 use dataplane::packet::Parsed;
@@ -323,4 +323,46 @@ fn policy_swap_keeps_existing_verdicts_and_judges_new_flows_anew() {
         })
         .collect();
     assert_eq!(got, vec![5000]);
+}
+
+#[test]
+fn the_policys_tcp_idle_timeout_applies_at_start_and_on_every_swap() {
+    let established = |h: &Harness| {
+        h.e.shard()
+            .timeouts()
+            .idle_limit(dataplane::packet::proto::TCP, FlowState::Established)
+    };
+    let with_timeout = |secs: u32, epoch: u32| {
+        let text = format!(
+            "[stateful]\nrule_order = \"default_action_order\"\ntcp_idle_timeout_seconds = {secs}\n"
+        );
+        let p = Policy::from_toml_str(&text, Path::new("t.toml")).expect("policy");
+        Arc::new(CompiledPolicy::compile(&p, epoch))
+    };
+    let mut h = Harness::new(with_timeout(120, 1));
+    assert_eq!(established(&h), 120 * HZ);
+    for (p, want) in [
+        (with_timeout(600, 2), 600 * HZ),
+        // A policy without one falls back to the config's value.
+        (
+            policy("drop", "", 3),
+            u64::from(TimeoutsSecs::default().tcp_established) * HZ,
+        ),
+    ] {
+        let hits = vec![0u64; p.rules().len()].into_boxed_slice();
+        assert!(h
+            .rings
+            .commands
+            .push(Command::SwapPolicy {
+                policy: p,
+                rule_hits: hits
+            })
+            .is_ok());
+        h.e.poll(h.now, &h.rings);
+        assert!(matches!(
+            h.rings.replies.pop(),
+            Some(Reply::PolicySwapped { .. })
+        ));
+        assert_eq!(established(&h), want);
+    }
 }

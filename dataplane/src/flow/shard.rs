@@ -216,6 +216,13 @@ impl FlowShard {
         self.emergency
     }
 
+    /// Sets the normal idle timeout of established TCP flows (a policy's
+    /// `tcp_idle_timeout_seconds`); the emergency one stays as configured.
+    pub fn set_tcp_established_timeout(&mut self, secs: u32, ticks_per_sec: u64) {
+        self.timeouts
+            .set_tcp_established(u64::from(secs).saturating_mul(ticks_per_sec.max(1)));
+    }
+
     /// The timeouts in force now (emergency ones in emergency mode).
     #[inline]
     pub fn timeouts(&self) -> &Timeouts {

@@ -72,6 +72,10 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    pub fn set_tcp_established(&mut self, ticks: u64) {
+        self.tcp_established = ticks;
+    }
+
     /// Converts seconds to ticks (saturating: a huge timeout just never fires).
     pub fn from_secs(s: &TimeoutsSecs, ticks_per_sec: u64) -> Self {
         let t = |secs: u32| u64::from(secs).saturating_mul(ticks_per_sec);

@@ -79,6 +79,14 @@ pub struct EngineConfig {
     pub ticks_per_sec: u64,
 }
 
+/// The established-TCP idle timeout in force: the policy's `tcp_idle_timeout_seconds`
+/// (AWS `FlowTimeouts.TcpIdleTimeoutSeconds`) when it sets one, else the config's.
+fn tcp_idle_secs(cfg: &EngineConfig, policy: &CompiledPolicy) -> u32 {
+    policy
+        .tcp_idle_timeout_secs()
+        .unwrap_or(cfg.shard.timeouts.tcp_established)
+}
+
 /// Per-packet scratch filled by pass 1 and consumed by pass 2.
 #[derive(Clone, Copy, Default)]
 struct Staged {
@@ -121,7 +129,8 @@ pub const EXPIRY_SWEEPS_PER_SEC: u64 = 1;
 impl Engine {
     /// Builds the engine and preallocates its shard (the only allocation it makes).
     pub fn new(cfg: EngineConfig, policy: Arc<CompiledPolicy>, rule_hits: Box<[u64]>) -> Engine {
-        let shard = FlowShard::new(&cfg.shard);
+        let mut shard = FlowShard::new(&cfg.shard);
+        shard.set_tcp_established_timeout(tcp_idle_secs(&cfg, &policy), cfg.shard.ticks_per_sec);
         let mut counters = WorkerCounters {
             table_capacity: shard.capacity() as u64,
             policy_epoch: policy.epoch(),
@@ -547,6 +556,12 @@ impl Engine {
             Command::Stats => self.publish_stats(rings),
             Command::SwapPolicy { policy, rule_hits } => {
                 let epoch = policy.epoch();
+                // The policy's TcpIdleTimeoutSeconds applies to every flow from now on,
+                // established ones included (as the service applies a changed timeout).
+                self.shard.set_tcp_established_timeout(
+                    tcp_idle_secs(&self.cfg, &policy),
+                    self.cfg.shard.ticks_per_sec,
+                );
                 let old = std::mem::replace(&mut self.policy, policy);
                 let old_hits = std::mem::replace(&mut self.rule_hits, rule_hits);
                 self.counters.policy_epoch = epoch;
