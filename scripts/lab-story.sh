@@ -95,7 +95,8 @@ echo "reconnect to 7001 refused by the current policy"
 
 step "flow log: the flushed record with last_state"
 sleep 0.5
-grep '"reason":"flushed"' "$FLOWGATE_LOG_DIR/flow.log" | grep '"dest_port":7001' | grep -q '"last_state":"ESTABLISHED"' \
+flushed_7001="$(grep '"reason":"flushed"' "$FLOWGATE_LOG_DIR/flow.log" | grep '"dest_port":7001' || true)"
+grep -q '"last_state":"ESTABLISHED"' <<<"$flushed_7001" \
     || fail "no flushed flow-log record with last_state ESTABLISHED for port 7001"
 grep '"reason":"flushed"' "$FLOWGATE_LOG_DIR/flow.log" | grep '"dest_port":7001' | tail -n 1
 rejected="$(curl -fsS "$FLOWGATE_METRICS" | awk '/^flowgate_midstream_packets_total.*rejected/ {s+=$2} END {print s+0}')"

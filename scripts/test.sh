@@ -21,6 +21,17 @@ if [ ! -x "$VENV/bin/aws" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/nul
 fi
 export FLOWGATE_TEST_VENV="$VENV"
 
+# The AWS SDK for JavaScript v3 (from npm, versions pinned by package-lock.json) drives the
+# Smithy RPC v2 CBOR protocol; it needs Node.js >= 20 (this machine kind ships it).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 20 ] || die "Node.js >= 20 is needed for the AWS SDK for JavaScript (found $(node --version))"
+SDK_DIR="$FG_ROOT/tests/helpers/sdk"
+if [ ! -d "$SDK_DIR/node_modules/@aws-sdk/client-network-firewall" ]; then
+    log "installing the AWS SDK for JavaScript into $SDK_DIR"
+    npm ci --prefix "$SDK_DIR" --no-audit --no-fund --silent || die "npm ci in $SDK_DIR failed"
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"

@@ -44,12 +44,18 @@ impl Worker {
         let burst = self.burst.clamp(1, MAX_BURST);
         // The shard's bucket/entry hints become real prefetches on this core.
         self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
-        // Huge pages for the flow table: random lookups in a 1M-flow table otherwise pay a
-        // TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
-        let huge: usize = self
-            .engine
-            .shard()
-            .memory_regions()
+        // The table resident now (flat memory from start, no first-touch faults on the
+        // packet path), then on huge pages: random lookups in a 1M-flow table otherwise
+        // pay a TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
+        let regions = self.engine.shard().memory_regions();
+        for &(p, len) in &regions {
+            if let Err(e) = dpdk_bindings::prefault(p, len) {
+                eprintln!(
+                    "flowgate: worker flow table not prefaulted ({e}); pages fault in on first use"
+                );
+            }
+        }
+        let huge: usize = regions
             .iter()
             .filter_map(|&(p, len)| dpdk_bindings::collapse_to_huge_pages(p, len).ok())
             .sum();

@@ -305,11 +305,17 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         header_timeout: Duration::from_millis(cfg.mgmt.header_timeout_ms),
         ..ServerLimits::default()
     };
-    let server = Server::bind(&cfg.mgmt.listen, limits.clone(), app.clone())
-        .map_err(|e| format!("mgmt.listen {}: {e}", cfg.mgmt.listen))?;
+    // Both servers die with the management side (fault injection: /v1/debug/kill_mgmt).
+    let server = Server::bind_with_kill_switch(
+        &cfg.mgmt.listen,
+        limits.clone(),
+        app.clone(),
+        control.mgmt_dead_flag(),
+    )
+    .map_err(|e| format!("mgmt.listen {}: {e}", cfg.mgmt.listen))?;
     let metrics_server = match &cfg.mgmt.metrics_listen {
         Some(addr) => Some(
-            Server::bind(addr, limits, app.clone())
+            Server::bind_with_kill_switch(addr, limits, app.clone(), control.mgmt_dead_flag())
                 .map_err(|e| format!("mgmt.metrics_listen {addr}: {e}"))?,
         ),
         None => None,
@@ -331,16 +337,32 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(|e| format!("signal handler: {e}"))?;
 
+    let mut servers: Vec<Server> = std::iter::once(server).chain(metrics_server).collect();
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if control.mgmt_dead() && !servers.is_empty() {
+            // The servers stopped answering the moment the management side died; their
+            // accept threads would only notice on the next connection, so close the
+            // listeners now and clients are refused at once instead of queuing unanswered.
+            // The workers are not touched.
+            for s in servers.drain(..) {
+                s.shutdown();
+            }
+            eprintln!("flowgate: management is dead: API closed; workers keep forwarding");
+        }
         if hup.swap(false, Ordering::Relaxed) {
-            let _ = app.reload_policy("SIGHUP", None);
+            if control.mgmt_dead() {
+                // Reloading is the management side's job; with it dead the workers keep
+                // the last policy they were given.
+                eprintln!("flowgate: SIGHUP ignored: management is dead, policy unchanged");
+            } else {
+                let _ = app.reload_policy("SIGHUP", None);
+            }
         }
     }
 
     eprintln!("flowgate: shutting down");
-    server.shutdown();
-    if let Some(s) = metrics_server {
+    for s in servers {
         s.shutdown();
     }
     stop.store(true, Ordering::Relaxed);
@@ -351,6 +373,9 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         }
     }
     collector_stop.store(true, Ordering::Relaxed);
+    // After kill_mgmt the collector is long gone and this join returns at once; the drain
+    // below still runs (on this thread), so the flows the workers ended at shutdown reach
+    // the logs even then.
     let _ = collector.join();
     control.drain_all(&*app);
     app.close_logs(log_writer);

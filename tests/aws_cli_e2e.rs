@@ -2,7 +2,9 @@
 //! `$FLOWGATE_TEST_VENV`) against the real appliance with SigV4 auth: all five flow
 //! actions, pagination, every error case of the AWS API checked by the error code the
 //! client reports, parity of AWS-CLI results with the native API, refused credentials that
-//! start nothing, and the audit log's record of each call.
+//! start nothing, and the audit log's record of each call. The stock AWS SDK for
+//! JavaScript v3 (from npm, `tests/helpers/sdk`) drives the same actions over the Smithy
+//! RPC v2 CBOR protocol.
 
 mod common;
 
@@ -963,10 +965,10 @@ fn aws_cli_reports_every_error_type_and_refused_credentials_start_nothing() {
         && a["outcome"] == "ok"));
 }
 
-#[test]
-fn boto3_drives_all_actions_and_reports_error_codes() {
-    let fx = Fixture::start("boto3");
-    let v = fx.python(&["scenario", &fx.endpoint(), ARN, ZONE]);
+/// What every SDK scenario (`boto3_flow_ops.py scenario`, `sdk/cbor_scenario.mjs`) must
+/// show: a capture of the 40 IPv4 flows paged 4 at a time with the native API's results, a
+/// flush of the UDP ones, the operations listed newest first, and the service's error codes.
+fn assert_sdk_scenario(fx: &Fixture, v: &Value, client: &str) {
     assert_eq!(v["start_status"], "IN_PROGRESS", "{v}");
     let d = &v["describe"];
     assert_eq!(d["type"], "FLOW_CAPTURE");
@@ -1011,7 +1013,7 @@ fn boto3_drives_all_actions_and_reports_error_codes() {
     assert_eq!(
         captured,
         fx.native_rows(id),
-        "boto3 and native results differ"
+        "{client} and native results differ"
     );
     assert_eq!(captured.len(), usize::from(TCP_FLOWS + UDP_FLOWS));
     assert_eq!(v["flush_status"], "COMPLETED");
@@ -1028,8 +1030,79 @@ fn boto3_drives_all_actions_and_reports_error_codes() {
     assert_eq!(e["bad_cidr"], "InvalidRequestException");
     assert_eq!(e["unknown_id"], "ResourceNotFoundException");
     assert_eq!(e["wrong_arn"], "ResourceNotFoundException");
+}
+
+#[test]
+fn boto3_drives_all_actions_and_reports_error_codes() {
+    let fx = Fixture::start("boto3");
+    let v = fx.python(&["scenario", &fx.endpoint(), ARN, ZONE]);
+    assert_sdk_scenario(&fx, &v, "boto3");
+    let e = &v["errors"];
     assert_eq!(e["missing_filters"], "InvalidRequestException");
     assert_eq!(e["missing_arn"], "InvalidRequestException");
     assert_eq!(e["string_age"], "SerializationException");
     assert_eq!(fx.operations_started(), 2.0);
+}
+
+/// The SDK for JavaScript's install (`npm ci` in `tests/helpers/sdk`, done by scripts/test.sh).
+fn js_sdk() -> PathBuf {
+    let dir = repo().join("tests/helpers/sdk");
+    assert!(
+        dir.join("node_modules/@aws-sdk/client-network-firewall")
+            .is_dir(),
+        "no AWS SDK for JavaScript in {}: run scripts/test.sh, or `npm ci --prefix {}`",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn js_sdk_drives_all_actions_over_smithy_rpc_v2_cbor() {
+    let sdk = js_sdk();
+    let fx = Fixture::start("js-cbor");
+    let out = Command::new("node")
+        .arg(sdk.join("cbor_scenario.mjs"))
+        .args([&fx.endpoint(), ARN, ZONE, KEY_ID, SECRET, REGION])
+        .current_dir(&sdk)
+        .output()
+        .expect("run node (apt-get install nodejs)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cbor_scenario.mjs failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(text.trim()).expect("scenario JSON");
+    // It really was CBOR on the wire, both ways.
+    assert_eq!(v["wire"]["protocols"], json!(["rpc-v2-cbor"]), "{v}");
+    assert_eq!(
+        v["wire"]["content_types"],
+        json!(["application/cbor"]),
+        "{v}"
+    );
+    assert!(v["wire"]["paths"].as_array().unwrap().iter().all(|p| p
+        .as_str()
+        .unwrap()
+        .starts_with("/service/NetworkFirewall_20201112/operation/")));
+    assert_sdk_scenario(&fx, &v, "the JavaScript SDK over CBOR");
+    // The SDK turned the CBOR epoch-time tag into a Date.
+    assert_eq!(v["describe"]["timestamp_is_date"], true, "{v}");
+    let e = &v["errors"];
+    assert_eq!(e["wrong_secret"], "InvalidSignatureException", "{v}");
+    assert_eq!(
+        fx.operations_started(),
+        2.0,
+        "the wrong secret started nothing"
+    );
+    let audit = fx.audit();
+    assert!(audit.iter().any(|a| a["action"] == "StartFlowFlush"
+        && a["operation_id"] == v["flush_id"]
+        && a["outcome"] == "ok"));
+    assert!(
+        audit.iter().any(|a| a["action"] == "StartFlowCapture"
+            && a["outcome"] == "refused"
+            && a["error_type"] == "InvalidSignatureException"),
+        "{audit:?}"
+    );
 }

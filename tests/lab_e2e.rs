@@ -63,3 +63,11 @@ fn lab_demo_and_flow_operations_story() {
 fn policy_reload_and_restart_midstream_reject() {
     run_locked("scripts/tests/lab-reload-restart.sh", &[]);
 }
+
+/// Flow-table exhaustion through the lab: a flood of new flows from random sources while a
+/// long-lived TCP session crosses the appliance; the session never stalls, the table stays
+/// within capacity (emergency mode, eviction), every packet is accounted for, RSS is flat.
+#[test]
+fn flood_of_new_flows_keeps_the_established_session_alive() {
+    run_locked("scripts/tests/lab-flood.sh", &[]);
+}

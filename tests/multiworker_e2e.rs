@@ -103,59 +103,6 @@ fn results(api: &str, id: &str) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------
 // A known set of flows on two workers, over veth pairs.
 
-/// The veth pairs `fg-mw-{a,b}{0,1}` ↔ `fg-mw-{a,b}{0,1}p`: flowgate attaches the first
-/// end, the test sends on the peer. Removed on drop, even when the test fails.
-struct Veths(Vec<String>);
-
-impl Veths {
-    fn create() -> Veths {
-        let names: Vec<String> = ["a0", "b0", "a1", "b1"]
-            .iter()
-            .map(|n| format!("fg-mw-{n}"))
-            .collect();
-        let v = Veths(names);
-        for n in &v.0 {
-            del_link(n); // a leftover of an aborted run
-            ip(&[
-                "link",
-                "add",
-                n,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("{n}p"),
-            ]);
-            for end in [n.clone(), format!("{n}p")] {
-                // No IPv6 on the wire: the kernel's own ICMPv6 would create flows.
-                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
-                ip(&["link", "set", &end, "up"]);
-            }
-        }
-        v
-    }
-}
-
-impl Drop for Veths {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            del_link(n);
-        }
-    }
-}
-
-fn del_link(name: &str) {
-    let _ = Command::new("ip")
-        .args(["link", "del", name])
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().expect("run ip");
-    assert!(st.success(), "ip {args:?} failed");
-}
-
 /// Sends each (interface, frames) in order through the raw-socket helper.
 fn send(dir: &TempDir, stage: &str, batches: &[(&str, &[Vec<u8>])]) {
     let mut args = vec![repo()
@@ -280,7 +227,7 @@ fn rows(flows: &[Value]) -> BTreeSet<Expected> {
 fn two_workers_capture_exact_set_flush_exactly_them_then_midstream() {
     require_root();
     let dir = TempDir::new("mw-exact");
-    let veths = Veths::create();
+    let veths = Veths::create(&["fg-mw-a0", "fg-mw-b0", "fg-mw-a1", "fg-mw-b1"]);
     let sides = [
         Side {
             iface: "fg-mw-a0p",
@@ -301,7 +248,7 @@ fn two_workers_capture_exact_set_flush_exactly_them_then_midstream() {
     ];
     std::fs::write(dir.path("policy.toml"), PASS_ALL).unwrap();
     let vdevs: Vec<String> = veths
-        .0
+        .names()
         .iter()
         .enumerate()
         .map(|(k, n)| format!("net_af_packet{k},iface={n}"))

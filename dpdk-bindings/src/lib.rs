@@ -34,7 +34,7 @@ mod prefetch;
 pub use burst::Burst;
 pub use eal::{dpdk_version, pause, tsc, Eal};
 pub use error::{DpdkError, Result};
-pub use hugepage::collapse_to_huge_pages;
+pub use hugepage::{collapse_to_huge_pages, prefault};
 pub use lcore::{launch_on_lcore, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};

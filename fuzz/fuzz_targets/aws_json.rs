@@ -1,6 +1,7 @@
-//! Fuzzes the AWS JSON 1.0 API (`aws_api::handle`) with a real operation manager over
-//! real worker rings (nobody plays the workers: started operations time out). Input
-//! layout: the first byte picks `X-Amz-Target`, the rest is the request body.
+//! Fuzzes the AWS API (`aws_api::handle`, JSON 1.0 and Smithy RPC v2 CBOR) with a real
+//! operation manager over real worker rings (nobody plays the workers: started operations
+//! time out). Input layout: the first byte picks the action (low bits), the protocol
+//! (0x40: CBOR) and the method (0x80: GET); the rest is the request body.
 //!
 //! Invariants beyond "does not panic": every response is a JSON object with `__type` on
 //! errors; a refused request (non-200) never sends a scan to a worker, i.e. never starts
@@ -15,7 +16,7 @@ use dataplane::worker::engine::WorkerRings;
 use dataplane::worker::Command;
 use libfuzzer_sys::fuzz_target;
 use mgmt::audit::Audit;
-use mgmt::aws_api::{handle, TARGET_PREFIX};
+use mgmt::aws_api::{handle, Protocol, CBOR_PATH_PREFIX, TARGET_PREFIX};
 use mgmt::clock::Clock;
 use mgmt::config::Config;
 use mgmt::control::{Control, WorkerLink};
@@ -96,21 +97,41 @@ fuzz_target!(|data: &[u8]| {
     };
     let w = world();
     let action = ACTIONS[usize::from(pick) % ACTIONS.len()];
+    let protocol = if pick & 0x40 == 0 {
+        Protocol::Json
+    } else {
+        Protocol::Cbor
+    };
+    let (path, headers) = match protocol {
+        Protocol::Json => (
+            "/".to_string(),
+            vec![
+                ("x-amz-target".into(), format!("{TARGET_PREFIX}{action}")),
+                ("content-type".into(), "application/x-amz-json-1.0".into()),
+            ],
+        ),
+        Protocol::Cbor => (
+            format!("{CBOR_PATH_PREFIX}{action}"),
+            vec![
+                ("smithy-protocol".into(), "rpc-v2-cbor".into()),
+                ("content-type".into(), "application/cbor".into()),
+            ],
+        ),
+    };
     let req = Request {
         method: if pick & 0x80 == 0 { "POST" } else { "GET" }.into(),
-        path: "/".into(),
+        path,
         query: String::new(),
-        headers: vec![
-            ("x-amz-target".into(), format!("{TARGET_PREFIX}{action}")),
-            ("content-type".into(), "application/x-amz-json-1.0".into()),
-        ],
+        headers,
         body: body.to_vec(),
         peer: "127.0.0.1:4000".parse().expect("addr"),
     };
-    let resp = handle(&w.ops, &w.cfg, &req, "fuzz", &w.audit);
+    let resp = handle(&w.ops, &w.cfg, &req, "fuzz", &w.audit, protocol);
     let status = resp.status;
-    let json: serde_json::Value =
-        serde_json::from_slice(&resp.body).expect("response body is JSON");
+    let json: serde_json::Value = match protocol {
+        Protocol::Json => serde_json::from_slice(&resp.body).expect("response body is JSON"),
+        Protocol::Cbor => mgmt::cbor::decode(&resp.body).expect("response body is CBOR"),
+    };
     assert!(json.is_object(), "response is a JSON object");
     if status != 200 {
         assert!(json.get("__type").is_some(), "error without __type: {json}");

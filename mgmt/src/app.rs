@@ -16,6 +16,7 @@ use dataplane::worker::counters::DropReason;
 use dataplane::worker::{Event, Reply, WorkerCounters};
 
 use crate::audit::Audit;
+use crate::aws_api::Protocol;
 use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::control::{Control, Sink};
@@ -601,7 +602,9 @@ impl App {
     }
 
     /// Authenticates an API request; `Err` is the response to send.
-    fn authenticate(&self, req: &Request) -> Result<String, Response> {
+    /// Verifies the request's SigV4 signature; refusals are audited and answered in the
+    /// request's protocol.
+    fn authenticate(&self, req: &Request, protocol: Protocol) -> Result<String, Response> {
         if self.cfg.mgmt.auth == Some(AuthMode::None) {
             return Ok("anonymous".into());
         }
@@ -620,11 +623,10 @@ impl App {
             SystemTime::now(),
         )
         .map_err(|e| {
-            let action = req
-                .header("x-amz-target")
-                .and_then(|t| t.rsplit('.').next())
-                .unwrap_or(req.path.as_str())
-                .to_string();
+            let action = match crate::aws_api::action_name(req, protocol) {
+                "" => req.path.clone(),
+                a => a.to_string(),
+            };
             let key = req
                 .header("authorization")
                 .and_then(|a| a.split("Credential=").nth(1))
@@ -639,7 +641,7 @@ impl App {
                 Some(e.aws_type()),
                 Some(&e.to_string()),
             );
-            aws_error(e.http_status(), e.aws_type(), &e.to_string())
+            protocol.error(e.http_status(), e.aws_type(), &e.to_string())
         })
     }
 
@@ -652,13 +654,21 @@ impl App {
             },
             ("GET", "/metrics") => Response::text(200, self.metrics_text())
                 .with_header("Content-Type", "text/plain; version=0.0.4"),
-            ("POST", "/") => match self.authenticate(req) {
-                Ok(caller) => {
-                    crate::aws_api::handle(&self.ops, &self.cfg, req, &caller, &self.audit)
+            (_, p) if Protocol::of_path(p).is_some() => {
+                let protocol = Protocol::of_path(p).unwrap_or(Protocol::Json);
+                match self.authenticate(req, protocol) {
+                    Ok(caller) => crate::aws_api::handle(
+                        &self.ops,
+                        &self.cfg,
+                        req,
+                        &caller,
+                        &self.audit,
+                        protocol,
+                    ),
+                    Err(r) => r,
                 }
-                Err(r) => r,
-            },
-            (_, p) if p.starts_with("/v1/") => match self.authenticate(req) {
+            }
+            (_, p) if p.starts_with("/v1/") => match self.authenticate(req, Protocol::Json) {
                 Ok(caller) => self.route_v1(req, &caller),
                 Err(r) => r,
             },
@@ -770,10 +780,10 @@ fn default_signature(sid: u32) -> String {
     format!("aws default action (sid {sid})")
 }
 
-/// The AWS error shape used for every refusal on the API listener.
+/// The AWS error shape for refusals made before a request is read far enough to know its
+/// protocol (listener limits): JSON 1.0, which every client's error parser falls back on.
 pub fn aws_error(status: u16, kind: &str, message: &str) -> Response {
-    Response::json(status, &json!({"__type": kind, "message": message}))
-        .with_header("Content-Type", "application/x-amz-json-1.0")
+    Protocol::Json.error(status, kind, message)
 }
 
 impl Sink for App {

@@ -1,7 +1,14 @@
-//! The AWS-compatible API: AWS JSON 1.0 (`POST /`, `X-Amz-Target:
-//! NetworkFirewall_20201112.<Action>`) for the five flow-operation actions, with the
-//! service's member names, types, limits, enums and error shapes, so the stock AWS CLI and
-//! SDKs drive the appliance unchanged. Authentication happened before [`handle`] is called.
+//! The AWS-compatible API for the five flow-operation actions, with the service's member
+//! names, types, limits, enums and error shapes, so the stock AWS CLI and SDKs drive the
+//! appliance unchanged. Both of the service's protocols are answered:
+//! * AWS JSON 1.0: `POST /` with `X-Amz-Target: NetworkFirewall_20201112.<Action>` (the AWS
+//!   CLI, boto3, and SDKs that prefer it);
+//! * Smithy RPC v2 CBOR: `POST /service/NetworkFirewall_20201112/operation/<Action>` with
+//!   `smithy-protocol: rpc-v2-cbor` (SDKs that prefer the first protocol of the service
+//!   model). The body is decoded into the same JSON value ([`crate::cbor`]), so validation
+//!   and results are identical; timestamps go back as CBOR epoch-time tags.
+//!
+//! Authentication happened before [`handle`] is called.
 //!
 //! Choices where the service is silent or single-appliance differs (see `docs/api.md`):
 //! * `FirewallArn` must be this appliance's ARN, else `ResourceNotFoundException`.
@@ -15,12 +22,56 @@
 use serde_json::{json, Map, Value};
 
 use crate::audit::Audit;
+use crate::cbor;
 use crate::config::Config;
 use crate::http::server::{Request, Response};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// Smithy RPC v2 CBOR requests: this prefix, then the action name.
+pub const CBOR_PATH_PREFIX: &str = "/service/NetworkFirewall_20201112/operation/";
+pub const CBOR_CONTENT_TYPE: &str = "application/cbor";
+/// Response members that are timestamps (CBOR carries them as epoch-time tags).
+const TIMESTAMP_MEMBERS: &[&str] = &["FlowRequestTimestamp"];
+
+/// The wire protocol a request came in on; its response and errors go back in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Json,
+    Cbor,
+}
+
+impl Protocol {
+    /// The protocol of a request to `path` on the API listener, if it is an AWS one.
+    pub fn of_path(path: &str) -> Option<Protocol> {
+        if path == "/" {
+            Some(Protocol::Json)
+        } else if path.starts_with("/service/") {
+            Some(Protocol::Cbor)
+        } else {
+            None
+        }
+    }
+
+    /// `v` with `status`, encoded for this protocol.
+    pub fn response(self, status: u16, v: &Value) -> Response {
+        match self {
+            Protocol::Json => Response::json(status, v).with_header("Content-Type", CONTENT_TYPE),
+            Protocol::Cbor => Response::bytes(
+                status,
+                CBOR_CONTENT_TYPE,
+                cbor::encode(v, TIMESTAMP_MEMBERS),
+            )
+            .with_header("smithy-protocol", "rpc-v2-cbor"),
+        }
+    }
+
+    /// The service's error shape, `{"__type": kind, "message": …}`.
+    pub fn error(self, status: u16, kind: &str, message: &str) -> Response {
+        self.response(status, &json!({"__type": kind, "message": message}))
+    }
+}
 /// `PaginationMaxResults`.
 const MAX_RESULTS: i64 = 100;
 
@@ -57,11 +108,8 @@ impl ApiError {
         }
     }
 
-    pub fn response(&self) -> Response {
-        json_response(
-            self.status,
-            &json!({"__type": self.kind, "message": self.message}),
-        )
+    pub fn response(&self, protocol: Protocol) -> Response {
+        protocol.error(self.status, self.kind, &self.message)
     }
 }
 
@@ -75,27 +123,23 @@ impl From<OpsError> for ApiError {
     }
 }
 
-fn json_response(status: u16, v: &Value) -> Response {
-    Response::json(status, v).with_header("Content-Type", CONTENT_TYPE)
-}
-
-/// `POST /` with an `X-Amz-Target` header. Start actions and every refused call are audited.
+/// One AWS API request (either protocol). Start actions and every refused call are audited.
 pub fn handle(
     ops: &OpsManager,
     cfg: &Config,
     req: &Request,
     caller: &str,
     audit: &Audit,
+    protocol: Protocol,
 ) -> Response {
-    let target = req.header("x-amz-target").unwrap_or("");
-    let action = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    let action = action_name(req, protocol);
     let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush");
-    let audit_action = if action.is_empty() {
-        "(no X-Amz-Target)"
-    } else {
-        action
+    let audit_action = match (action.is_empty(), protocol) {
+        (false, _) => action,
+        (true, Protocol::Json) => "(no X-Amz-Target)",
+        (true, Protocol::Cbor) => "(no operation in path)",
     };
-    match dispatch(ops, cfg, req, caller, target) {
+    match dispatch(ops, cfg, req, caller, protocol) {
         Ok((body, created)) => {
             if mutating {
                 audit.record(
@@ -108,7 +152,7 @@ pub fn handle(
                     None,
                 );
             }
-            json_response(200, &body)
+            protocol.response(200, &body)
         }
         Err(e) => {
             let outcome = if e.status >= 500 { "error" } else { "refused" };
@@ -121,8 +165,23 @@ pub fn handle(
                 Some(e.kind),
                 Some(&e.message),
             );
-            e.response()
+            e.response(protocol)
         }
+    }
+}
+
+/// The action a request names: after the target prefix (JSON) or the path prefix (CBOR);
+/// the raw header or path when the prefix is missing, so errors and audit can name it.
+pub fn action_name(req: &Request, protocol: Protocol) -> &str {
+    match protocol {
+        Protocol::Json => {
+            let target = req.header("x-amz-target").unwrap_or("");
+            target.strip_prefix(TARGET_PREFIX).unwrap_or(target)
+        }
+        Protocol::Cbor => req
+            .path
+            .strip_prefix(CBOR_PATH_PREFIX)
+            .unwrap_or(req.path.as_str()),
     }
 }
 
@@ -132,18 +191,27 @@ fn dispatch(
     cfg: &Config,
     req: &Request,
     caller: &str,
-    target: &str,
+    protocol: Protocol,
 ) -> Result<(Value, Option<String>), ApiError> {
-    let unknown = || ApiError {
-        kind: "UnknownOperationException",
-        status: 400,
-        message: if target.is_empty() {
-            "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)".into()
-        } else {
-            format!("unknown operation '{target}'")
-        },
+    let action = match protocol {
+        Protocol::Json => {
+            let target = req.header("x-amz-target").unwrap_or("");
+            target.strip_prefix(TARGET_PREFIX).ok_or_else(|| {
+                unknown(if target.is_empty() {
+                    "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)"
+                        .into()
+                } else {
+                    format!("unknown operation '{target}'")
+                })
+            })?
+        }
+        Protocol::Cbor => req.path.strip_prefix(CBOR_PATH_PREFIX).ok_or_else(|| {
+            unknown(format!(
+                "unknown service path '{}' (expected {CBOR_PATH_PREFIX}<Action>)",
+                req.path
+            ))
+        })?,
     };
-    let action = target.strip_prefix(TARGET_PREFIX).ok_or_else(unknown)?;
     if !matches!(
         action,
         "StartFlowCapture"
@@ -152,23 +220,24 @@ fn dispatch(
             | "ListFlowOperations"
             | "ListFlowOperationResults"
     ) {
-        return Err(unknown());
+        return Err(unknown(format!("unknown operation '{action}'")));
     }
     if req.method != "POST" {
         return Err(ApiError::invalid(format!(
-            "AWS JSON 1.0 requests use POST, not {}",
+            "AWS API requests use POST, not {}",
             req.method
         )));
     }
-    let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(&req.body)
-            .map_err(|e| ApiError::serialization(format!("request body is not valid JSON: {e}")))?
+    let body: Value = match protocol {
+        _ if req.body.iter().all(u8::is_ascii_whitespace) => Value::Object(Map::new()),
+        Protocol::Json => serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::serialization(format!("request body is not valid JSON: {e}")))?,
+        Protocol::Cbor => cbor::decode(&req.body)
+            .map_err(|e| ApiError::serialization(format!("request body is not valid CBOR: {e}")))?,
     };
     let obj = Fields::root(
         body.as_object()
-            .ok_or_else(|| ApiError::serialization("request body must be a JSON object"))?,
+            .ok_or_else(|| ApiError::serialization("request body must be an object"))?,
     );
     let scope = Scope::check(cfg, &obj)?;
     match action {
@@ -177,6 +246,14 @@ fn dispatch(
         "DescribeFlowOperation" => describe(ops, &obj, &scope).map(|v| (v, None)),
         "ListFlowOperations" => list(ops, &obj).map(|v| (v, None)),
         _ => results(ops, &obj, &scope).map(|v| (v, None)),
+    }
+}
+
+fn unknown(message: String) -> ApiError {
+    ApiError {
+        kind: "UnknownOperationException",
+        status: 400,
+        message,
     }
 }
 

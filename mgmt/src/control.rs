@@ -2,6 +2,10 @@
 //! commands, and one collector thread drains every worker's reply, event and stats rings,
 //! keeps the latest counters and each worker's heartbeat, and routes replies and events
 //! to whoever handles them ([`Sink`]).
+//!
+//! The workers never wait on this side: when nobody drains their rings, events and
+//! replies overflow (counted by the worker) and stats snapshots overwrite each other.
+//! [`Control::kill_mgmt`] (fault injection) plays the management side's death to prove it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +47,9 @@ pub struct Control {
     /// Serialises command producers so each command ring keeps a single producer.
     send_lock: Mutex<()>,
     stall_after: Duration,
+    /// Set once by [`Control::kill_mgmt`]; never cleared (a dead management side does not
+    /// come back). An `Arc` so the HTTP servers can watch the same flag.
+    mgmt_dead: Arc<AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +75,26 @@ impl Control {
             views: Mutex::new(views),
             send_lock: Mutex::new(()),
             stall_after,
+            mgmt_dead: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Fault injection: the management side dies as if its threads had crashed. The
+    /// collector exits without a last drain and the HTTP servers watching
+    /// [`Control::mgmt_dead_flag`] stop answering; the workers are not told anything, so
+    /// they go on forwarding with the policy they hold.
+    pub fn kill_mgmt(&self) {
+        self.mgmt_dead.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Control::kill_mgmt`] was called.
+    pub fn mgmt_dead(&self) -> bool {
+        self.mgmt_dead.load(Ordering::Acquire)
+    }
+
+    /// The flag [`Control::kill_mgmt`] sets, for the HTTP servers to watch.
+    pub fn mgmt_dead_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.mgmt_dead)
     }
 
     pub fn workers(&self) -> usize {
@@ -168,7 +194,9 @@ impl Control {
     }
 
     /// Runs the collector until `stop` is set; drains once more before returning so
-    /// shutdown records (flows ended by `shutdown`) reach the logs.
+    /// shutdown records (flows ended by `shutdown`) reach the logs. After
+    /// [`Control::kill_mgmt`] it returns at once without that drain, as a crashed
+    /// collector would: from then on nothing empties the workers' rings.
     pub fn spawn_collector(
         self: &Arc<Self>,
         sink: Arc<dyn Sink>,
@@ -180,6 +208,10 @@ impl Control {
             .spawn(move || {
                 let mut next_tick = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
+                    if me.mgmt_dead() {
+                        eprintln!("flowgate: collector thread exited (management killed by fault injection)");
+                        return;
+                    }
                     let busy = me.drain_once(&*sink);
                     if Instant::now() >= next_tick {
                         sink.tick();
@@ -196,5 +228,74 @@ impl Control {
     /// Drains whatever is left (used at shutdown after the workers stopped).
     pub fn drain_all(&self, sink: &dyn Sink) {
         while self.drain_once(sink) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::worker::cmd::AlertRecord;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Sink for Count {
+        fn on_reply(&self, _: usize, _: Reply) {}
+        fn on_events(&self, _: usize, events: &mut dyn Iterator<Item = Event>) {
+            self.0.fetch_add(events.count(), Ordering::Relaxed);
+        }
+    }
+
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// After `kill_mgmt` the collector is gone: what a worker pushes stays in its rings, a
+    /// full event ring refuses (the worker counts the loss) instead of blocking, and stats
+    /// snapshots keep being overwritten.
+    #[test]
+    fn killed_collector_exits_and_leaves_the_rings_undrained() {
+        let rings = Arc::new(WorkerRings::new(4, 4, 8));
+        let control = Arc::new(Control::new(
+            vec![WorkerLink {
+                index: 0,
+                lcore: 1,
+                rings: Arc::clone(&rings),
+            }],
+            Duration::from_secs(2),
+        ));
+        let sink = Arc::new(Count::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let collector = control
+            .spawn_collector(sink.clone(), Arc::clone(&stop))
+            .unwrap();
+        let alert = || Event::Alert(AlertRecord::default());
+        rings.events.push(alert()).unwrap();
+        wait_until("event drained", || sink.0.load(Ordering::Relaxed) == 1);
+
+        control.kill_mgmt();
+        assert!(control.mgmt_dead() && control.mgmt_dead_flag().load(Ordering::Relaxed));
+        wait_until("collector exited", || collector.is_finished());
+        let pushed = (0..100)
+            .take_while(|_| rings.events.push(alert()).is_ok())
+            .count();
+        assert_eq!(pushed, 8, "the ring fills, then refuses without blocking");
+        for _ in 0..10 {
+            rings.stats.force_push(WorkerCounters::default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            sink.0.load(Ordering::Relaxed),
+            1,
+            "nothing drained after the kill"
+        );
+        assert_eq!(rings.events.len(), 8);
+        assert!(!control.views()[0].seen, "stats no longer collected");
+        collector.join().unwrap();
     }
 }

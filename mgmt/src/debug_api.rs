@@ -8,6 +8,14 @@
 //!   policy reload) finds the ring full and must fail cleanly instead of hanging.
 //! * `POST /v1/debug/panic`: the handler panics, proving a management bug answers 500
 //!   and kills neither the API server nor the data plane.
+//! * `POST /v1/debug/kill_mgmt`: answers 200, then the management side dies as if its
+//!   threads had crashed ([`crate::control::Control::kill_mgmt`]): the collector exits
+//!   without draining the workers' rings again, and the HTTP listeners (API and metrics)
+//!   answer nothing more and close, so `/healthz` is refused. The process and the worker
+//!   lcores live on: the workers are told nothing and keep forwarding with the policy they
+//!   hold, their event rings fill and overflow (counted per worker), stats snapshots
+//!   overwrite each other, and nothing blocks. There is no way back short of a restart;
+//!   SIGHUP no longer reloads, SIGTERM still shuts down cleanly.
 
 use std::time::Duration;
 
@@ -48,6 +56,7 @@ pub fn handle(app: &App, req: &Request) -> Option<Response> {
         ("POST", "/v1/debug/stall") => Some(stall(app, req).unwrap_or_else(|e| e)),
         ("POST", "/v1/debug/fill_ring") => Some(fill_ring(app, req).unwrap_or_else(|e| e)),
         ("POST", "/v1/debug/panic") => panic!("fault injection: /v1/debug/panic"),
+        ("POST", "/v1/debug/kill_mgmt") => Some(kill_mgmt(app)),
         _ => None,
     }
 }
@@ -80,4 +89,18 @@ fn fill_ring(app: &App, req: &Request) -> Result<Response, Response> {
         200,
         &json!({"worker": worker, "commands_pushed": pushed}),
     ))
+}
+
+fn kill_mgmt(app: &App) -> Response {
+    let epoch = app.policy.current().epoch();
+    eprintln!(
+        "flowgate: fault injection: management killed; workers keep forwarding with policy epoch {epoch}"
+    );
+    // The flag goes up before the answer is written: the server still sends this response
+    // (its last) and answers nothing after it.
+    app.control.kill_mgmt();
+    Response::json(
+        200,
+        &json!({"mgmt": "killed", "workers": app.control.workers(), "policy_epoch": epoch}),
+    )
 }

@@ -47,7 +47,14 @@ impl Api {
     }
 
     fn send(&self, req: &Request) -> (u16, Value) {
-        let r: Response = aws_api::handle(&self.h.ops, &self.h.cfg, req, "AKIDTEST", &self.audit);
+        let r: Response = aws_api::handle(
+            &self.h.ops,
+            &self.h.cfg,
+            req,
+            "AKIDTEST",
+            &self.audit,
+            aws_api::Protocol::Json,
+        );
         assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.0"));
         (r.status, serde_json::from_slice(&r.body).unwrap())
     }

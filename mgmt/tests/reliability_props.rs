@@ -100,7 +100,14 @@ fn call(api: &Api, target: &str, body: &[u8]) -> (u16, bool) {
         body: body.to_vec(),
         peer: "127.0.0.1:9".parse().unwrap(),
     };
-    let resp = mgmt::aws_api::handle(&api.ops, &api.cfg, &req, "prop", &Audit::disabled());
+    let resp = mgmt::aws_api::handle(
+        &api.ops,
+        &api.cfg,
+        &req,
+        "prop",
+        &Audit::disabled(),
+        mgmt::aws_api::Protocol::Json,
+    );
     let v: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON response");
     assert!(v.is_object());
     let mut scanned = false;

@@ -36,7 +36,9 @@ echo "$out"
 echo "$out" | grep -q "lab.rules:2" || fail "reload error does not name file and line: $out"
 progressing "$W/a" || fail "session broke after a refused reload"
 ip netns exec "$CLIENT_NS" python3 "$ECHO" probe "$SERVER_IP4" 7003 --timeout 3 || fail "old policy not in force after a refused reload"
-curl -fsS "$FLOWGATE_METRICS" | grep -q 'flowgate_policy_reloads_total{result="failed"} 1' || fail "failed reload not counted"
+# Read /metrics whole before matching: under pipefail, `curl | grep -q` fails when grep
+# exits at the first match and curl cannot write the rest.
+grep -q 'flowgate_policy_reloads_total{result="failed"} 1' <<<"$(curl -fsS "$FLOWGATE_METRICS")" || fail "failed reload not counted"
 
 log "reload denying the open connection: it keeps working, new ones are refused"
 cp "$POL/policies/lab-deny-7001.rules" "$POL/lab.rules"
@@ -54,7 +56,7 @@ case "$st" in *"connection reset"*) ;; *) fail "client not reset after the resta
 # Workers publish their counters every 100 ms: the reset can reach the client before the
 # snapshot that counts it reaches /metrics, so poll briefly instead of reading once.
 rejected_counted() {
-    curl -fsS "$FLOWGATE_METRICS" | grep -Eq 'flowgate_midstream_packets_total\{worker="0",outcome="rejected"\} [1-9]'
+    grep -Eq 'flowgate_midstream_packets_total\{worker="0",outcome="rejected"\} [1-9]' <<<"$(curl -fsS "$FLOWGATE_METRICS")"
 }
 for _ in $(seq 1 30); do rejected_counted && break; sleep 0.1; done
 rejected_counted || { curl -fsS "$FLOWGATE_METRICS" | grep midstream >&2; fail "midstream rejected counter did not move"; }

@@ -241,3 +241,59 @@ pub fn eal_args(workers: usize, vdevs: &[String]) -> String {
     let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     format!("[{}]", quoted.join(", "))
 }
+
+/// Veth pairs `NAME` ↔ `NAMEp` with IPv6 off (the kernel's own ICMPv6 would create flows):
+/// flowgate attaches the first end (`net_af_packet`), the test sends and captures on the
+/// peer. Removed on drop, even when the test fails; a leftover of an aborted run is
+/// removed first.
+pub struct Veths(Vec<String>);
+
+impl Veths {
+    pub fn create(names: &[&str]) -> Veths {
+        let v = Veths(names.iter().map(|n| n.to_string()).collect());
+        for n in &v.0 {
+            del_link(n);
+            ip_cmd(&[
+                "link",
+                "add",
+                n,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("{n}p"),
+            ]);
+            for end in [n.clone(), format!("{n}p")] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
+                ip_cmd(&["link", "set", &end, "up"]);
+            }
+        }
+        v
+    }
+
+    /// The ends flowgate attaches, in creation order.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Drop for Veths {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            del_link(n);
+        }
+    }
+}
+
+pub fn del_link(name: &str) {
+    let _ = Command::new("ip")
+        .args(["link", "del", name])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs `ip ARGS`, asserting success.
+pub fn ip_cmd(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("run ip");
+    assert!(st.success(), "ip {args:?} failed");
+}

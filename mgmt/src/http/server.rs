@@ -5,6 +5,10 @@
 //! ambiguous framing, and a handler panic answered with 500 while the server keeps serving.
 //!
 //! One thread per connection, at most `max_connections` of them, plus one accept thread.
+//!
+//! [`Server::bind_with_kill_switch`] ties the server to its application's life: once the
+//! switch is set (fault injection: the management side died) nothing more is answered,
+//! and the accept thread drops the listener on its next wake-up, as a crashed server would.
 
 use super::conn::{
     find_header, framing, has_token, head_lines, is_token, parse_header_lines, Framing,
@@ -101,6 +105,15 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: value.to_string().into_bytes(),
+        }
+    }
+
+    /// `body` as `content_type`.
+    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
         }
     }
 
@@ -209,6 +222,8 @@ struct Shared {
     limits: ServerLimits,
     handler: Arc<dyn Handler>,
     stopping: AtomicBool,
+    /// The application died: answer nothing more (see [`Server::bind_with_kill_switch`]).
+    killed: Arc<AtomicBool>,
     active: AtomicUsize,
     /// Live connections, so that shutdown can close their sockets and join their threads.
     connections: Mutex<HashMap<u64, LiveConnection>>,
@@ -222,12 +237,27 @@ struct LiveConnection {
 impl Server {
     /// Binds `addr` (e.g. `127.0.0.1:8080`, port 0 for any) and starts accepting.
     pub fn bind(addr: &str, limits: ServerLimits, handler: Arc<dyn Handler>) -> io::Result<Server> {
+        Self::bind_with_kill_switch(addr, limits, handler, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`Server::bind`], and once `killed` is set the server behaves as if its threads had
+    /// died: requests not yet answered get no answer (the connection is closed), the
+    /// response being written is the last one on its connection, and the accept thread
+    /// returns on its next wake-up, closing the listener so later connections are refused.
+    /// [`Server::shutdown`] still stops it promptly.
+    pub fn bind_with_kill_switch(
+        addr: &str,
+        limits: ServerLimits,
+        handler: Arc<dyn Handler>,
+        killed: Arc<AtomicBool>,
+    ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             limits,
             handler,
             stopping: AtomicBool::new(false),
+            killed,
             active: AtomicUsize::new(0),
             connections: Mutex::new(HashMap::new()),
         });
@@ -305,7 +335,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut next_id: u64 = 0;
     loop {
         let accepted = listener.accept();
-        if shared.stopping.load(Ordering::Acquire) {
+        // Killed: returning drops the listener (and the connection just accepted, unanswered).
+        if shared.stopping.load(Ordering::Acquire) || shared.is_killed() {
             return;
         }
         let (stream, peer) = match accepted {
@@ -393,6 +424,10 @@ fn reject_over_capacity(shared: &Shared, mut stream: TcpStream, peer: SocketAddr
 }
 
 impl Shared {
+    fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
     fn dispatch(&self, req: &Request) -> Response {
         catch_unwind(AssertUnwindSafe(|| self.handler.handle(req)))
             .unwrap_or_else(|_| self.limit_response(LimitKind::HandlerPanicked, req.peer))
@@ -472,8 +507,7 @@ impl<'a> Connection<'a> {
         let timeout = self.shared.limits.body_timeout;
         let _ = self.stream.set_write_timeout(Some(timeout));
         match self.serve_requests() {
-            Outcome::Close => {}
-            Outcome::Refuse(kind) => {
+            Outcome::Refuse(kind) if !self.shared.is_killed() => {
                 let response = self.shared.limit_response(kind, self.peer);
                 if self
                     .stream
@@ -483,6 +517,7 @@ impl<'a> Connection<'a> {
                     self.linger();
                 }
             }
+            Outcome::Close | Outcome::Refuse(_) => {}
         }
     }
 
@@ -491,7 +526,7 @@ impl<'a> Connection<'a> {
         let opened = Instant::now();
         let mut served = 0usize;
         loop {
-            if self.shared.stopping.load(Ordering::Acquire) {
+            if self.shared.stopping.load(Ordering::Acquire) || self.shared.is_killed() {
                 return Outcome::Close;
             }
             let head_deadline = if served == 0 {
@@ -551,7 +586,14 @@ impl<'a> Connection<'a> {
                 body,
                 peer: self.peer,
             };
+            // A request that arrived as the application died is not answered, like one
+            // caught in a crash.
+            if self.shared.is_killed() {
+                return Outcome::Close;
+            }
             let response = self.shared.dispatch(&request);
+            // The request that killed the application still gets its answer, the last one.
+            let keep_alive = keep_alive && !self.shared.is_killed();
             if self
                 .stream
                 .write_all(&encode_response(&response, head_only, keep_alive))
@@ -771,6 +813,52 @@ mod tests {
         assert_eq!(r.headers.len(), 1);
         assert_eq!(r.header("Content-Type"), Some("application/x-amz-json-1.0"));
         assert_eq!(r.body, br#"{"a":1}"#);
+    }
+
+    struct Ok200;
+
+    impl Handler for Ok200 {
+        fn handle(&self, _: &Request) -> Response {
+            Response::text(200, "ok")
+        }
+    }
+
+    /// What a client gets for `GET /`: the whole reply, empty when none came.
+    fn get(addr: SocketAddr) -> io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn killed_server_answers_nothing_and_closes_its_listener() {
+        let killed = Arc::new(AtomicBool::new(false));
+        let server = Server::bind_with_kill_switch(
+            "127.0.0.1:0",
+            ServerLimits {
+                idle_keepalive: Duration::from_millis(200),
+                ..ServerLimits::default()
+            },
+            Arc::new(Ok200),
+            Arc::clone(&killed),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        assert!(get(addr).unwrap().starts_with("HTTP/1.1 200"));
+        killed.store(true, Ordering::Release);
+        // The connection that wakes the accept thread is closed unanswered...
+        let reply = get(addr).unwrap_or_default();
+        assert!(reply.is_empty(), "answered after the kill: {reply}");
+        // ...and the listener went with it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "listener still open");
+            thread::sleep(Duration::from_millis(10));
+        }
+        server.shutdown();
     }
 
     proptest! {
