@@ -292,7 +292,13 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         }
     };
     let log_writer = app
-        .spawn_log_writer()
+        .spawn_log_writer(|| {
+            // Logs are background work: on the management core the collector, which
+            // drains the workers' rings (and so paces a flush), goes first.
+            if let Err(e) = dpdk_bindings::set_current_thread_nice(10) {
+                eprintln!("flowgate: log writer keeps normal priority ({e})");
+            }
+        })
         .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let collector_stop = Arc::new(AtomicBool::new(false));
     let collector = control

@@ -30,6 +30,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod prefetch;
+mod thread;
 
 pub use burst::Burst;
 pub use eal::{dpdk_version, pause, tsc, Eal};
@@ -40,3 +41,4 @@ pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};
 pub use port::{port_stats, Port, PortConfig, PortId, PortInfo, PortStats, RxQueue, TxQueue};
 pub use prefetch::prefetch_read;
+pub use thread::set_current_thread_nice;

@@ -746,25 +746,37 @@ impl App {
     /// Starts the thread that formats and writes the flow and alert logs from the queue
     /// the collector fills. It flushes whenever it has caught up, so a record reaches
     /// the file within a batch's time of arriving.
-    pub fn spawn_log_writer(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// `setup` runs first on the new thread (the binary lowers its priority there: the
+    /// mgmt crate makes no system calls of that kind itself).
+    pub fn spawn_log_writer(
+        self: &Arc<Self>,
+        setup: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("fg-logs".into())
-            .spawn(move || loop {
-                match me.log_queue.take(4096, Duration::from_millis(200)) {
-                    Taken::Batch(batch) => {
-                        me.log_events(&mut batch.into_iter());
-                        if me.log_queue.is_empty() {
-                            me.flush_logs();
-                        }
-                    }
-                    Taken::Idle => me.flush_logs(),
-                    Taken::Closed => {
-                        me.flush_logs();
-                        return;
+            .spawn(move || {
+                setup();
+                me.write_logs_until_closed();
+            })
+    }
+
+    fn write_logs_until_closed(&self) {
+        loop {
+            match self.log_queue.take(4096, Duration::from_millis(200)) {
+                Taken::Batch(batch) => {
+                    self.log_events(&mut batch.into_iter());
+                    if self.log_queue.is_empty() {
+                        self.flush_logs();
                     }
                 }
-            })
+                Taken::Idle => self.flush_logs(),
+                Taken::Closed => {
+                    self.flush_logs();
+                    return;
+                }
+            }
+        }
     }
 
     /// Shutdown, after the collector's last drain: writes what is queued and stops the
