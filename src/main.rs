@@ -89,8 +89,15 @@ fn timeouts(t: &mgmt::config::Timeouts) -> TimeoutsSecs {
 fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     let cfg = Config::load(config_path).map_err(|e| e.to_string())?;
     let workers_n = cfg.workers.lcores.len();
-    let policy = PolicyManager::load(&cfg.policy.file, workers_n)
-        .map_err(|e| format!("policy refused: {e}"))?;
+    // `--check` judges the files alone; a running appliance falls back on the last
+    // validated policy (kept under the state directory) when they are invalid.
+    let snapshot = cfg.appliance.state_dir.join("policy-last-validated.json");
+    let policy = PolicyManager::load(
+        &cfg.policy.file,
+        workers_n,
+        (!check_only).then_some(snapshot.as_path()),
+    )
+    .map_err(|e| format!("policy refused: {e}"))?;
     if check_only {
         println!("config OK: {}", config_path.display());
         println!("policy OK: {}", policy.current().summary());

@@ -349,10 +349,38 @@ fn kill_9_during_capture_flush_and_reload_keeps_history_audit_and_a_valid_policy
     let actions = audit_actions(&dir);
     assert!(actions.len() > audit_lines, "audit lost records");
     assert!(actions.iter().any(|a| a == "ReloadPolicy"));
+
+    // The policy file is broken on disk when the appliance dies (an edit cut short): the
+    // restart runs the last validated policy, kept under the state directory, and says so.
+    let (_, before) = http("GET", &api, "/v1/policy", "");
+    let before = json(&before);
+    let mut child = fg.child.take().unwrap();
+    std::fs::write(
+        dir.path("policy.toml"),
+        "[stateful]\nrule_order = \"default_act",
+    )
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut fg = Appliance::start(&dir.0, &cfg, &api);
+    let (code, pol) = http("GET", &api, "/v1/policy", "");
+    assert_eq!(code, 200);
+    let pol = json(&pol);
+    assert_eq!(
+        pol["rules"], before["rules"],
+        "the last validated policy runs: {pol}"
+    );
+    assert_eq!(pol["summary"], before["summary"], "{pol}");
+    let err = pol["last_reload_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("at start-up") && err.contains("policy.toml:2"),
+        "the file's error is reported: {pol}"
+    );
+    assert_eq!(fg.metric("flowgate_policy_last_reload_ok", ""), 0.0);
     fg.stop();
     if std::env::var_os("FG_REL_REPORT").is_some() {
         println!(
-            "CRASH kills=3 interrupted_ops={} completed_ops_kept={} reloads_before_kill={reloads} audit_records={} policy_rules={rules}",
+            "CRASH kills=4 fallback_to_last_validated_policy=1 interrupted_ops={} completed_ops_kept={} reloads_before_kill={reloads} audit_records={} policy_rules={rules}",
             interrupted.len(),
             completed.len(),
             actions.len()

@@ -2,8 +2,15 @@
 //! worker as an immutable `Arc` by command, and reloaded without restart (API or SIGHUP).
 //! A new policy is validated completely first; a bad one is refused and the running one
 //! stays. The old policy is freed when the last worker has handed its `Arc` back.
+//!
+//! Every policy that passes validation is also kept as a snapshot (the exact text of the
+//! TOML and each `.rules` file it read) under the state directory, written atomically. If
+//! the files on disk are invalid at start-up (an edit interrupted by a crash, a bad copy),
+//! the appliance starts with that last validated policy, says so loudly, and keeps the
+//! file's error as the last reload error, instead of refusing to forward at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +26,8 @@ type EpochHits = (u32, Box<[u64]>);
 
 pub struct PolicyManager {
     path: PathBuf,
+    /// Where the last validated policy is kept (`None`: not kept, e.g. `--check`).
+    snapshot: Option<PathBuf>,
     current: Mutex<Arc<CompiledPolicy>>,
     next_epoch: AtomicU32,
     pub reloads_ok: AtomicU64,
@@ -30,24 +39,115 @@ pub struct PolicyManager {
     live_hits: Mutex<Vec<Option<EpochHits>>>,
 }
 
+/// The text of every file a validated policy was read from, by path as the loader
+/// resolved it.
+type PolicySources = BTreeMap<PathBuf, String>;
+
 /// Compiles the policy at `path` with `epoch`, or says precisely why not.
 pub fn compile(path: &Path, epoch: u32) -> Result<CompiledPolicy, String> {
-    let p = policy::load_policy(path).map_err(|e| e.to_string())?;
-    Ok(CompiledPolicy::compile(&p, epoch))
+    compile_recording(path, epoch).map(|(c, _)| c)
+}
+
+/// [`compile`], also returning the sources it read.
+fn compile_recording(path: &Path, epoch: u32) -> Result<(CompiledPolicy, PolicySources), String> {
+    let mut sources = PolicySources::new();
+    let p = policy::load_policy_with(path, &mut |f: &Path| {
+        let text = std::fs::read_to_string(f)?;
+        sources.insert(f.to_path_buf(), text.clone());
+        Ok(text)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((CompiledPolicy::compile(&p, epoch), sources))
+}
+
+/// Compiles the snapshot at `snapshot`, reading the files from it instead of the disk.
+fn compile_snapshot(snapshot: &Path, epoch: u32) -> Result<(CompiledPolicy, PathBuf), String> {
+    let bytes = std::fs::read(snapshot).map_err(|e| e.to_string())?;
+    let snap: Snapshot =
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable snapshot: {e}"))?;
+    let p = policy::load_policy_with(&snap.policy_file, &mut |f: &Path| {
+        snap.files
+            .get(f)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not in the snapshot"))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((CompiledPolicy::compile(&p, epoch), snap.policy_file))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    policy_file: PathBuf,
+    files: PolicySources,
+}
+
+/// Writes the snapshot atomically: a crash leaves the old one or the new one, never half.
+fn save_snapshot(to: &Path, policy_file: &Path, files: PolicySources) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = to.with_extension("tmp");
+    let body = serde_json::to_vec(&Snapshot {
+        policy_file: policy_file.to_path_buf(),
+        files,
+    })?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, to)?;
+    if let Some(dir) = to.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl PolicyManager {
-    /// Loads the initial policy (epoch 1). Start-up refuses a bad policy: nothing is
-    /// forwarded without one (fail closed).
-    pub fn load(path: &Path, workers: usize) -> Result<PolicyManager, String> {
-        let compiled = compile(path, 1)?;
+    /// Loads the initial policy (epoch 1) from `path`. If it is invalid, the last validated
+    /// policy kept at `snapshot` runs instead (loudly); without one, start-up refuses:
+    /// nothing is forwarded without a policy (fail closed). `snapshot: None` keeps no copy.
+    pub fn load(
+        path: &Path,
+        workers: usize,
+        snapshot: Option<&Path>,
+    ) -> Result<PolicyManager, String> {
+        let (compiled, last_error) = match compile_recording(path, 1) {
+            Ok((c, sources)) => {
+                if let Some(to) = snapshot {
+                    if let Err(e) = save_snapshot(to, path, sources) {
+                        eprintln!(
+                            "flowgate: cannot keep the validated policy at {}: {e}",
+                            to.display()
+                        );
+                    }
+                }
+                (c, None)
+            }
+            Err(e) => {
+                let Some((c, from)) = snapshot.and_then(|s| compile_snapshot(s, 1).ok()) else {
+                    return Err(e);
+                };
+                eprintln!(
+                    "flowgate: WARNING: policy {} is invalid ({e}); running the last validated \
+                     policy ({} as it was when validated) until a reload succeeds",
+                    path.display(),
+                    from.display(),
+                );
+                (
+                    c,
+                    Some(format!(
+                        "at start-up: {e} (running the last validated policy)"
+                    )),
+                )
+            }
+        };
         Ok(PolicyManager {
             path: path.to_path_buf(),
+            snapshot: snapshot.map(Path::to_path_buf),
             current: Mutex::new(Arc::new(compiled)),
             next_epoch: AtomicU32::new(2),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
-            last_error: Mutex::new(None),
+            last_error: Mutex::new(last_error),
             retired_hits: Mutex::new(HashMap::new()),
             live_hits: Mutex::new((0..workers).map(|_| None).collect()),
         })
@@ -77,8 +177,18 @@ impl PolicyManager {
     /// worker. Returns the new epoch.
     pub fn reload(&self, control: &Control) -> Result<Arc<CompiledPolicy>, String> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
-        let compiled = match compile(&self.path, epoch) {
-            Ok(c) => Arc::new(c),
+        let compiled = match compile_recording(&self.path, epoch) {
+            Ok((c, sources)) => {
+                if let Some(to) = &self.snapshot {
+                    if let Err(e) = save_snapshot(to, &self.path, sources) {
+                        eprintln!(
+                            "flowgate: cannot keep the validated policy at {}: {e}",
+                            to.display()
+                        );
+                    }
+                }
+                Arc::new(c)
+            }
             Err(e) => {
                 self.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
@@ -184,4 +294,45 @@ impl PolicyManager {
 
 fn action_name(r: &policy::RuleInfo) -> String {
     format!("{:?}", r.action).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[stateful]\nrule_order = \"default_action_order\"\n[[stateful.rule_groups]]\nname = \"g\"\nrules_file = \"g.rules\"\n";
+
+    #[test]
+    fn an_invalid_file_at_start_falls_back_on_the_last_validated_policy() {
+        let dir = std::env::temp_dir().join(format!("fg-policy-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pol, rules, snap) = (
+            dir.join("p.toml"),
+            dir.join("g.rules"),
+            dir.join("state/snap.json"),
+        );
+        std::fs::write(&pol, GOOD).unwrap();
+        std::fs::write(&rules, "drop tcp any any -> any 23 (msg:\"t\"; sid:23;)\n").unwrap();
+        let first = PolicyManager::load(&pol, 1, Some(&snap)).unwrap();
+        assert_eq!(first.current().rules().len(), 1);
+        assert!(first.last_error().is_none());
+        assert!(snap.is_file(), "the validated policy is kept");
+
+        // A broken rules file: refused without a snapshot, the kept policy runs with one.
+        std::fs::write(&rules, "drop tcp any any -> any 23 (msg:\"t\";)\n").unwrap();
+        let e = PolicyManager::load(&pol, 1, None).err().unwrap();
+        assert!(e.contains("g.rules:1") && e.contains("sid"), "{e}");
+        let fallback = PolicyManager::load(&pol, 1, Some(&snap)).unwrap();
+        assert_eq!(fallback.current().rules()[0].sid, 23);
+        assert!(fallback.last_error().unwrap().contains("g.rules:1"));
+
+        // A new valid policy replaces the snapshot (here through a fresh start).
+        std::fs::write(&rules, "pass tcp any any -> any 80 (msg:\"w\"; sid:80;)\n").unwrap();
+        PolicyManager::load(&pol, 1, Some(&snap)).unwrap();
+        std::fs::write(&pol, "[stateful\n").unwrap();
+        let later = PolicyManager::load(&pol, 1, Some(&snap)).unwrap();
+        assert_eq!(later.current().rules()[0].sid, 80);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -158,7 +158,11 @@ fn line_of(text: &str, offset: usize) -> u32 {
 
 /// Parses and validates a policy. `file` names the policy in errors and its directory is the
 /// base for `rules_file` paths.
-pub(crate) fn policy_from_toml(text: &str, file: &Path) -> Result<Policy, PolicyError> {
+pub(crate) fn policy_from_toml(
+    text: &str,
+    file: &Path,
+    read: &mut dyn FnMut(&Path) -> std::io::Result<String>,
+) -> Result<Policy, PolicyError> {
     let at = |line: Option<u32>, kind| PolicyError::new(file, line, None, kind);
     let doc: PolicyDoc = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
@@ -212,7 +216,7 @@ pub(crate) fn policy_from_toml(text: &str, file: &Path) -> Result<Policy, Policy
         match (g.rules_file, g.rules) {
             (Some(rules_file), None) => {
                 let path: PathBuf = base.join(&rules_file);
-                let rules_text = std::fs::read_to_string(&path).map_err(|source| {
+                let rules_text = read(&path).map_err(|source| {
                     at(
                         line,
                         PolicyErrorKind::RulesFile {

@@ -86,16 +86,25 @@ pub struct RuleInfo {
 
 /// Reads a policy TOML and the `.rules` files it references, and validates it.
 pub fn load_policy(path: &Path) -> Result<Policy, PolicyError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| PolicyError::new(path, None, None, e.into()))?;
-    Policy::from_toml_str(&text, path)
+    load_policy_with(path, &mut |p: &Path| std::fs::read_to_string(p))
+}
+
+/// [`load_policy`] with every file (the TOML, then each `.rules` file) read through `read`:
+/// the management side records what it read, to keep a copy of the last validated policy,
+/// and loads that copy the same way.
+pub fn load_policy_with(
+    path: &Path,
+    read: &mut dyn FnMut(&Path) -> std::io::Result<String>,
+) -> Result<Policy, PolicyError> {
+    let text = read(path).map_err(|e| PolicyError::new(path, None, None, e.into()))?;
+    file::policy_from_toml(&text, path, read)
 }
 
 impl Policy {
     /// Parses a policy from TOML text; `file` names it in errors and its directory is the base
     /// for `rules_file` paths.
     pub fn from_toml_str(text: &str, file: &Path) -> Result<Policy, PolicyError> {
-        file::policy_from_toml(text, file)
+        file::policy_from_toml(text, file, &mut |p: &Path| std::fs::read_to_string(p))
     }
 }
 
