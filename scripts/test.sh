@@ -41,7 +41,7 @@ cargo build --release --locked --bins -q
 export FLOWGATE_BIN="$FG_ROOT/target/release/flowgate" FLOWGATECTL_BIN="$FG_ROOT/target/release/flowgatectl"
 log "unit, property and integration tests"
 # One test binary at a time; inside the namespace tests a lock serialises the lab.
-cargo test --workspace --locked --release -q -- --test-threads=2
+cargo test --workspace --locked --release -q --no-fail-fast -- --test-threads=2
 log "benchmarks build and run a tiny case"
 cargo bench --workspace --locked -q --no-run
 if [ -x scripts/bench.sh ]; then scripts/bench.sh --smoke; fi

@@ -22,7 +22,7 @@ use crate::config::{AuthMode, Config};
 use crate::control::{Control, Sink};
 use crate::http::server::{Handler, LimitKind, Request, Response};
 use crate::log_queue::{LogQueue, Taken};
-use crate::logs::{alert_record, netflow_records, Envelope, LineWriter, RateLimit};
+use crate::logs::{alert_record, write_netflow, Envelope, LineWriter, NetflowTimes, RateLimit};
 use crate::metrics::Families;
 use crate::ops::OpsManager;
 use crate::policy_mgr::PolicyManager;
@@ -103,10 +103,7 @@ impl App {
                 })
                 .collect(),
         );
-        let envelope = Envelope {
-            firewall_name: cfg.appliance.firewall_name.clone(),
-            zone: cfg.appliance.zone.clone(),
-        };
+        let envelope = Envelope::new(&cfg.appliance.firewall_name, &cfg.appliance.zone);
         Ok(Arc::new(App {
             control: p.control,
             policy: p.policy,
@@ -116,7 +113,7 @@ impl App {
             ports: p.ports,
             keys,
             envelope,
-            log_queue: LogQueue::new(cfg.logging.queue_records),
+            log_queue: LogQueue::new(cfg.logging.queue_records, cfg.logging.flush_queue_records),
             logs: Mutex::new(logs),
             started: Instant::now(),
             port_stats: p.port_stats,
@@ -706,8 +703,19 @@ impl App {
             match ev {
                 Event::FlowEnd { record, reason } => {
                     if let Some(w) = l.flow.as_mut() {
-                        for rec in netflow_records(&self.envelope, &self.clock, &record, reason) {
-                            w.write_line(&rec);
+                        let times = NetflowTimes::of(&self.clock, &record);
+                        for d in 0..2 {
+                            w.write_with(|out| {
+                                write_netflow(
+                                    out,
+                                    &self.envelope,
+                                    &self.clock,
+                                    &times,
+                                    &record,
+                                    reason,
+                                    d,
+                                )
+                            });
                         }
                         l.flow_records += 2;
                     }
@@ -810,7 +818,7 @@ impl Sink for App {
                 flushed: true,
                 ..
             } => {
-                self.log_queue.push(Event::FlowEnd {
+                self.log_queue.push_flushed(Event::FlowEnd {
                     record,
                     reason: EndReason::Flushed,
                 });
@@ -822,6 +830,13 @@ impl Sink for App {
 
     fn on_events(&self, _worker: usize, events: &mut dyn Iterator<Item = Event>) {
         self.log_queue.extend(events);
+    }
+
+    /// A flushed flow's end record is taken only when the log queue has room for it:
+    /// flushed records are never dropped, the flush waits for the log writer instead.
+    fn accepts(&self, reply: &Reply) -> bool {
+        !matches!(reply, Reply::ScanFlow { flushed: true, .. })
+            || self.log_queue.has_room_for_flushed()
     }
 
     fn tick(&self) {

@@ -307,9 +307,12 @@ pub struct Logging {
     pub keep_files: u32,
     /// Alert records written per second at most (excess counted as suppressed).
     pub alert_rate_limit_per_sec: u32,
-    /// Records waiting for the log writer at most (a flush of a large table queues one
-    /// per flow); beyond it records are dropped and counted.
+    /// Traffic records (flow ends by timeout/eviction, alerts) waiting for the log writer
+    /// at most: beyond it they are dropped and counted, so memory stays flat under floods.
     pub queue_records: usize,
+    /// Records a flush may queue at most (~150 bytes each, only while a flush's records
+    /// are being written); beyond it the flush waits for the writer, never drops.
+    pub flush_queue_records: usize,
 }
 
 impl Default for Logging {
@@ -321,7 +324,8 @@ impl Default for Logging {
             max_file_bytes: 64 << 20,
             keep_files: 4,
             alert_rate_limit_per_sec: 1000,
-            queue_records: 1 << 20,
+            queue_records: 65_536,
+            flush_queue_records: 1 << 20,
         }
     }
 }

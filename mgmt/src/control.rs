@@ -39,6 +39,12 @@ pub trait Sink: Send + Sync {
     fn on_events(&self, worker: usize, events: &mut dyn Iterator<Item = Event>);
     /// Called about every 100 ms from the collector thread (timeouts, housekeeping).
     fn tick(&self) {}
+    /// Whether `reply` can be taken now. A reply refused here stays parked and the rest
+    /// of that worker's replies wait behind it (its ring fills, which pauses its scan);
+    /// asked again on every round.
+    fn accepts(&self, _reply: &Reply) -> bool {
+        true
+    }
 }
 
 pub struct Control {
@@ -47,6 +53,8 @@ pub struct Control {
     /// Serialises command producers so each command ring keeps a single producer.
     send_lock: Mutex<()>,
     stall_after: Duration,
+    /// Per worker, a reply the sink did not accept yet ([`Sink::accepts`]).
+    parked: Mutex<Vec<Option<Reply>>>,
     /// Set once by [`Control::kill_mgmt`]; never cleared (a dead management side does not
     /// come back). An `Arc` so the HTTP servers can watch the same flag.
     mgmt_dead: Arc<AtomicBool>,
@@ -70,11 +78,13 @@ impl Control {
                 seen: false,
             })
             .collect();
+        let parked = (0..links.len()).map(|_| None).collect();
         Control {
             links,
             views: Mutex::new(views),
             send_lock: Mutex::new(()),
             stall_after,
+            parked: Mutex::new(parked),
             mgmt_dead: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -158,7 +168,8 @@ impl Control {
     }
 
     /// Drains every worker's rings once; returns whether anything was received.
-    fn drain_once(&self, sink: &dyn Sink) -> bool {
+    /// `force` delivers every reply whether or not the sink accepts it (shutdown).
+    fn drain_once(&self, sink: &dyn Sink, force: bool) -> bool {
         let mut any = false;
         for (w, link) in self.links.iter().enumerate() {
             let mut latest = None;
@@ -174,16 +185,23 @@ impl Control {
                 v.seen = true;
                 v.counters = s;
             }
+            // A parked reply goes first, in order; while the sink still refuses it the
+            // worker's other replies wait on its ring.
+            let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = parked[w].take();
             // Bounded per round so one busy worker cannot starve the others.
             for _ in 0..65_536 {
-                match link.rings.replies.pop() {
-                    Some(r) => {
-                        any = true;
-                        sink.on_reply(w, r);
-                    }
-                    None => break,
+                let Some(r) = next.take().or_else(|| link.rings.replies.pop()) else {
+                    break;
+                };
+                if !force && !sink.accepts(&r) {
+                    parked[w] = Some(r);
+                    break;
                 }
+                any = true;
+                sink.on_reply(w, r);
             }
+            drop(parked);
             if !link.rings.events.is_empty() {
                 any = true;
                 let mut it = std::iter::from_fn(|| link.rings.events.pop()).take(65_536);
@@ -212,7 +230,7 @@ impl Control {
                         eprintln!("flowgate: collector thread exited (management killed by fault injection)");
                         return;
                     }
-                    let busy = me.drain_once(&*sink);
+                    let busy = me.drain_once(&*sink, false);
                     if Instant::now() >= next_tick {
                         sink.tick();
                         next_tick = Instant::now() + Duration::from_millis(100);
@@ -221,13 +239,13 @@ impl Control {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                while me.drain_once(&*sink) {}
+                while me.drain_once(&*sink, true) {}
             })
     }
 
     /// Drains whatever is left (used at shutdown after the workers stopped).
     pub fn drain_all(&self, sink: &dyn Sink) {
-        while self.drain_once(sink) {}
+        while self.drain_once(sink, true) {}
     }
 }
 
@@ -297,5 +315,70 @@ mod tests {
         assert_eq!(rings.events.len(), 8);
         assert!(!control.views()[0].seen, "stats no longer collected");
         collector.join().unwrap();
+    }
+
+    /// Takes `ScanDone` replies only while `open`, recording the order it got them in.
+    struct Gate {
+        open: AtomicBool,
+        got: Mutex<Vec<u64>>,
+    }
+
+    impl Sink for Gate {
+        fn on_reply(&self, _: usize, r: Reply) {
+            if let Reply::ScanDone { op, .. } = r {
+                self.got.lock().unwrap().push(op);
+            }
+        }
+        fn on_events(&self, _: usize, _: &mut dyn Iterator<Item = Event>) {}
+        fn accepts(&self, _: &Reply) -> bool {
+            self.open.load(Ordering::Relaxed)
+        }
+    }
+
+    /// A reply the sink refuses is parked, the ones behind it wait on the ring (which
+    /// fills: the worker's scan pauses), and all arrive in order once it accepts; the
+    /// shutdown drain delivers regardless.
+    #[test]
+    fn refused_replies_wait_in_order_and_shutdown_forces_them() {
+        let rings = Arc::new(WorkerRings::new(4, 3, 4));
+        let control = Control::new(
+            vec![WorkerLink {
+                index: 0,
+                lcore: 1,
+                rings: Arc::clone(&rings),
+            }],
+            Duration::from_secs(2),
+        );
+        let done = |op| Reply::ScanDone {
+            op,
+            scanned: 0,
+            matched: 0,
+            cancelled: false,
+        };
+        let gate = Gate {
+            open: AtomicBool::new(false),
+            got: Mutex::new(Vec::new()),
+        };
+        for op in 1..=3 {
+            assert!(rings.replies.push(done(op)).is_ok());
+        }
+        assert!(!control.drain_once(&gate, false));
+        assert!(gate.got.lock().unwrap().is_empty());
+        assert!(
+            rings.replies.push(done(4)).is_ok(),
+            "one slot freed by the parked reply"
+        );
+        assert!(
+            rings.replies.push(done(5)).is_err(),
+            "then the ring is full"
+        );
+        gate.open.store(true, Ordering::Relaxed);
+        assert!(control.drain_once(&gate, false));
+        assert_eq!(*gate.got.lock().unwrap(), vec![1, 2, 3, 4]);
+
+        gate.open.store(false, Ordering::Relaxed);
+        assert!(rings.replies.push(done(6)).is_ok());
+        control.drain_all(&gate);
+        assert_eq!(*gate.got.lock().unwrap(), vec![1, 2, 3, 4, 6]);
     }
 }

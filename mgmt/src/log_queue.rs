@@ -5,9 +5,15 @@
 //! (a mutex held for a push or a swap, never across I/O) and the writer thread formats
 //! and writes them at its own pace.
 //!
-//! The queue is bounded by a record count: beyond it events are dropped and counted, as
-//! the worker event rings do, so a log sink slower than the traffic costs log records,
-//! never memory or forwarding.
+//! Two bounds, by record count. Events from the traffic (flow ends by timeout or
+//! eviction, alerts) are queued while fewer than `cap` records wait, and dropped and
+//! counted beyond, as the worker event rings do: a flood can end flows faster than any
+//! disk takes their records, and memory stays flat whatever the traffic. A flushed flow's
+//! record is never dropped: an operator's flush may queue up to `flush_cap` records (its
+//! records are written after it completes, so the flush takes scan time, not disk time),
+//! and beyond that the collector leaves it on the worker's reply ring until there is room
+//! ([`LogQueue::has_room_for_flushed`]), which pauses that worker's scan, never its
+//! forwarding. Capacity grown for a flush is given back once the writer caught up.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -19,6 +25,7 @@ pub struct LogQueue {
     inner: Mutex<Inner>,
     ready: Condvar,
     cap: usize,
+    flush_cap: usize,
 }
 
 struct Inner {
@@ -41,7 +48,7 @@ pub enum Taken {
 const RETAINED_CAPACITY: usize = 65_536;
 
 impl LogQueue {
-    pub fn new(cap: usize) -> LogQueue {
+    pub fn new(cap: usize, flush_cap: usize) -> LogQueue {
         LogQueue {
             inner: Mutex::new(Inner {
                 events: VecDeque::new(),
@@ -50,6 +57,7 @@ impl LogQueue {
             }),
             ready: Condvar::new(),
             cap: cap.max(1),
+            flush_cap: flush_cap.max(cap).max(1),
         }
     }
 
@@ -101,6 +109,20 @@ impl LogQueue {
         self.ready.notify_all();
     }
 
+    /// Whether one more flushed flow's record fits (the collector checks before taking it
+    /// off a worker's ring, so those are never dropped: the scan waits instead).
+    pub fn has_room_for_flushed(&self) -> bool {
+        self.lock().events.len() < self.flush_cap
+    }
+
+    /// Queues a flushed flow's record (after [`LogQueue::has_room_for_flushed`]).
+    pub fn push_flushed(&self, ev: Event) {
+        let mut q = self.lock();
+        q.events.push_back(ev);
+        drop(q);
+        self.ready.notify_one();
+    }
+
     pub fn len(&self) -> usize {
         self.lock().events.len()
     }
@@ -142,7 +164,7 @@ mod tests {
 
     #[test]
     fn keeps_order_bounds_and_counts_overflow() {
-        let q = LogQueue::new(3);
+        let q = LogQueue::new(3, 5);
         q.extend(&mut (1..=5).map(alert));
         assert_eq!(q.len(), 3);
         assert_eq!(q.dropped(), 2);
@@ -152,8 +174,26 @@ mod tests {
     }
 
     #[test]
+    fn flushed_records_have_their_own_larger_bound() {
+        let q = LogQueue::new(2, 4);
+        q.extend(&mut (1..=3).map(alert));
+        assert_eq!((q.len(), q.dropped()), (2, 1), "traffic events stop at cap");
+        assert!(q.has_room_for_flushed());
+        q.push_flushed(alert(10));
+        q.push_flushed(alert(11));
+        assert!(
+            !q.has_room_for_flushed(),
+            "flushed records stop at flush_cap"
+        );
+        q.extend(&mut std::iter::once(alert(4)));
+        assert_eq!(q.dropped(), 2);
+        assert_eq!(sids(q.take(10, Duration::ZERO)), vec![1, 2, 10, 11]);
+        assert!(q.has_room_for_flushed());
+    }
+
+    #[test]
     fn close_drains_before_reporting_closed() {
-        let q = LogQueue::new(10);
+        let q = LogQueue::new(10, 10);
         q.push(alert(7));
         q.close();
         assert_eq!(sids(q.take(10, Duration::from_secs(5))), vec![7]);
@@ -162,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_waiting_writer_wakes_on_push() {
-        let q = std::sync::Arc::new(LogQueue::new(10));
+        let q = std::sync::Arc::new(LogQueue::new(10, 10));
         let q2 = std::sync::Arc::clone(&q);
         let t = std::thread::spawn(move || sids(q2.take(10, Duration::from_secs(30))));
         std::thread::sleep(Duration::from_millis(50));

@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use std::net::IpAddr;
+use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -94,6 +94,17 @@ impl LineWriter {
             self.write_errors += 1;
             return;
         }
+        self.finish_line();
+    }
+
+    /// Writes one line that `fill` appends to an empty buffer (no newline).
+    pub fn write_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        self.line.clear();
+        fill(&mut self.line);
+        self.finish_line();
+    }
+
+    fn finish_line(&mut self) {
         self.line.push(b'\n');
         let res = match &mut self.out {
             Some(o) => o.write_all(&self.line),
@@ -122,14 +133,14 @@ impl LineWriter {
     }
 }
 
-pub fn proto_name(p: u8) -> String {
+pub fn proto_name(p: u8) -> Cow<'static, str> {
     match p {
         proto::TCP => "TCP".into(),
         proto::UDP => "UDP".into(),
         proto::ICMP => "ICMP".into(),
         proto::ICMPV6 => "IPv6-ICMP".into(),
         proto::SCTP => "SCTP".into(),
-        n => n.to_string(),
+        n => n.to_string().into(),
     }
 }
 
@@ -138,9 +149,24 @@ pub fn proto_name(p: u8) -> String {
 pub struct Envelope {
     pub firewall_name: String,
     pub zone: String,
+    /// `{"firewall_name":…,"availability_zone":…,` with both names JSON-escaped once.
+    json_prefix: String,
 }
 
 impl Envelope {
+    pub fn new(firewall_name: &str, zone: &str) -> Envelope {
+        let json_prefix = format!(
+            "{{\"firewall_name\":{},\"availability_zone\":{},",
+            Value::from(firewall_name),
+            Value::from(zone)
+        );
+        Envelope {
+            firewall_name: firewall_name.to_string(),
+            zone: zone.to_string(),
+            json_prefix,
+        }
+    }
+
     fn wrap<E>(&self, at: SystemTime, event: E) -> Wrapped<'_, E> {
         Wrapped {
             firewall_name: &self.firewall_name,
@@ -151,79 +177,128 @@ impl Envelope {
     }
 }
 
-/// One `netflow` record, typed so a flush of a million flows formats its two million
-/// lines without building a JSON tree per line. Field names and order follow EVE.
-#[derive(Serialize)]
-pub struct NetflowEvent {
-    timestamp: String,
-    flow_id: u64,
-    event_type: &'static str,
-    src_ip: IpAddr,
-    src_port: u16,
-    dest_ip: IpAddr,
-    dest_port: u16,
-    proto: String,
-    app_proto: &'static str,
-    netflow: Netflow,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp: Option<TcpFlags>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_type: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    icmp_code: Option<u16>,
-    flowgate: NetflowExt,
-}
-
-#[derive(Serialize)]
-struct Netflow {
-    pkts: u64,
-    bytes: u64,
+/// The text both `netflow` records of a flow share, formatted once.
+pub struct NetflowTimes {
     start: String,
     end: String,
-    age: u64,
-    min_ttl: u8,
-    max_ttl: u8,
-    state: &'static str,
-    reason: &'static str,
-    last_state: &'static str,
-    alerted: bool,
+    end_secs: u64,
 }
 
-#[derive(Serialize)]
-struct NetflowExt {
-    worker: u16,
-    vlan: u16,
-    verdict: &'static str,
-    sid: u32,
-    policy_epoch: u32,
-}
-
-/// EVE's `tcp` object: `tcp_flags` in hex, then `true` for each flag seen.
-struct TcpFlags(u8);
-
-impl Serialize for TcpFlags {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        const NAMES: [(u8, &str); 8] = [
-            (0x01, "fin"),
-            (0x02, "syn"),
-            (0x04, "rst"),
-            (0x08, "psh"),
-            (0x10, "ack"),
-            (0x20, "urg"),
-            (0x40, "ecn"),
-            (0x80, "cwr"),
-        ];
-        let mut m = s.serialize_map(Some(1 + self.0.count_ones() as usize))?;
-        m.serialize_entry("tcp_flags", &format_args!("{:02x}", self.0))?;
-        for (bit, name) in NAMES {
-            if self.0 & bit != 0 {
-                m.serialize_entry(name, &true)?;
-            }
+impl NetflowTimes {
+    pub fn of(clock: &Clock, r: &FlowRecord) -> NetflowTimes {
+        let (start, end) = (clock.wall(r.first_seen), clock.wall(r.last_seen));
+        NetflowTimes {
+            start: eve_timestamp(start),
+            end: eve_timestamp(end),
+            end_secs: crate::clock::unix_secs(end) as u64,
         }
-        m.end()
     }
 }
+
+/// Appends the `netflow` record of direction `d` (0: opener → responder, 1: back) of an
+/// ended flow to `out`, without its newline. Written field by field rather than through
+/// serde: a flush of a million flows writes two million of these, and the only text that
+/// could need JSON escaping (the envelope's names) is escaped once, in [`Envelope`].
+/// Field names and order follow EVE inside the service's envelope.
+pub fn write_netflow(
+    out: &mut Vec<u8>,
+    env: &Envelope,
+    clock: &Clock,
+    times: &NetflowTimes,
+    r: &FlowRecord,
+    reason: EndReason,
+    d: usize,
+) {
+    let (sp, dp) = dataplane::ops::visible_ports(&r.tuple);
+    let (src, dst, s_port, d_port) = if d == 0 {
+        (r.tuple.src, r.tuple.dst, sp, dp)
+    } else {
+        (r.tuple.dst, r.tuple.src, dp, sp)
+    };
+    let mut n = itoa::Buffer::new();
+    let mut num = |out: &mut Vec<u8>, key: &[u8], v: u64| {
+        out.extend_from_slice(key);
+        out.extend_from_slice(n.format(v).as_bytes());
+    };
+    out.extend_from_slice(env.json_prefix.as_bytes());
+    num(out, b"\"event_timestamp\":", times.end_secs);
+    // The service writes event_timestamp as a string of epoch seconds.
+    let at = out.len() - itoa::Buffer::new().format(times.end_secs).len();
+    out.insert(at, b'"');
+    out.push(b'"');
+    out.extend_from_slice(b",\"event\":{\"timestamp\":\"");
+    out.extend_from_slice(times.end.as_bytes());
+    num(out, b"\",\"flow_id\":", r.flow_id);
+    out.extend_from_slice(b",\"event_type\":\"netflow\",\"src_ip\":\"");
+    let _ = write!(out, "{}", addr_to_ip(src));
+    num(out, b"\",\"src_port\":", u64::from(s_port));
+    out.extend_from_slice(b",\"dest_ip\":\"");
+    let _ = write!(out, "{}", addr_to_ip(dst));
+    num(out, b"\",\"dest_port\":", u64::from(d_port));
+    out.extend_from_slice(b",\"proto\":\"");
+    out.extend_from_slice(proto_name(r.tuple.proto).as_bytes());
+    out.extend_from_slice(b"\",\"app_proto\":\"unknown\"");
+    num(out, b",\"netflow\":{\"pkts\":", r.pkts[d]);
+    num(out, b",\"bytes\":", r.bytes[d]);
+    out.extend_from_slice(b",\"start\":\"");
+    out.extend_from_slice(times.start.as_bytes());
+    out.extend_from_slice(b"\",\"end\":\"");
+    out.extend_from_slice(times.end.as_bytes());
+    let age = clock.secs(r.last_seen.saturating_sub(r.first_seen)) as u64;
+    num(out, b"\",\"age\":", age);
+    num(out, b",\"min_ttl\":", u64::from(r.ttl_min[d]));
+    num(out, b",\"max_ttl\":", u64::from(r.ttl_max[d]));
+    out.extend_from_slice(b",\"state\":\"");
+    out.extend_from_slice(if r.state.is_active() {
+        b"established"
+    } else {
+        b"closed"
+    });
+    out.extend_from_slice(b"\",\"reason\":\"");
+    out.extend_from_slice(reason.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"last_state\":\"");
+    out.extend_from_slice(r.state.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"alerted\":");
+    out.extend_from_slice(if r.verdict != dataplane::packet::Verdict::Pass {
+        b"true}"
+    } else {
+        b"false}"
+    });
+    if r.tuple.proto == proto::TCP {
+        let flags = r.tcp_flags[d];
+        let _ = write!(out, ",\"tcp\":{{\"tcp_flags\":\"{flags:02x}\"");
+        for (bit, name) in TCP_FLAG_NAMES {
+            if flags & bit != 0 {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":true");
+            }
+        }
+        out.push(b'}');
+    }
+    if matches!(r.tuple.proto, proto::ICMP | proto::ICMPV6) {
+        num(out, b",\"icmp_type\":", u64::from(r.tuple.dst_port >> 8));
+        num(out, b",\"icmp_code\":", u64::from(r.tuple.dst_port & 0xff));
+    }
+    num(out, b",\"flowgate\":{\"worker\":", u64::from(r.worker));
+    num(out, b",\"vlan\":", u64::from(r.vlan));
+    out.extend_from_slice(b",\"verdict\":\"");
+    out.extend_from_slice(r.verdict.as_str().as_bytes());
+    num(out, b"\",\"sid\":", u64::from(r.sid));
+    num(out, b",\"policy_epoch\":", u64::from(r.epoch));
+    out.extend_from_slice(b"}}}");
+}
+
+const TCP_FLAG_NAMES: [(u8, &str); 8] = [
+    (0x01, "fin"),
+    (0x02, "syn"),
+    (0x04, "rst"),
+    (0x08, "psh"),
+    (0x10, "ack"),
+    (0x20, "urg"),
+    (0x40, "ecn"),
+    (0x80, "cwr"),
+];
 
 /// The service's envelope around an EVE record.
 #[derive(Serialize)]
@@ -232,70 +307,6 @@ pub struct Wrapped<'a, E> {
     availability_zone: &'a str,
     event_timestamp: String,
     event: E,
-}
-
-/// The two `netflow` records (opener → responder, then responder → opener) of an ended flow.
-pub fn netflow_records<'a>(
-    env: &'a Envelope,
-    clock: &Clock,
-    r: &FlowRecord,
-    reason: EndReason,
-) -> [Wrapped<'a, NetflowEvent>; 2] {
-    let start = clock.wall(r.first_seen);
-    let end = clock.wall(r.last_seen);
-    let age = clock.secs(r.last_seen.saturating_sub(r.first_seen)) as u64;
-    let (sp, dp) = dataplane::ops::visible_ports(&r.tuple);
-    let (start_s, end_s) = (eve_timestamp(start), eve_timestamp(end));
-    let icmp = matches!(r.tuple.proto, proto::ICMP | proto::ICMPV6);
-    let dir = |d: usize| {
-        let (src, dst, s_port, d_port) = if d == 0 {
-            (r.tuple.src, r.tuple.dst, sp, dp)
-        } else {
-            (r.tuple.dst, r.tuple.src, dp, sp)
-        };
-        env.wrap(
-            end,
-            NetflowEvent {
-                timestamp: end_s.clone(),
-                flow_id: r.flow_id,
-                event_type: "netflow",
-                src_ip: addr_to_ip(src),
-                src_port: s_port,
-                dest_ip: addr_to_ip(dst),
-                dest_port: d_port,
-                proto: proto_name(r.tuple.proto),
-                app_proto: "unknown",
-                netflow: Netflow {
-                    pkts: r.pkts[d],
-                    bytes: r.bytes[d],
-                    start: start_s.clone(),
-                    end: end_s.clone(),
-                    age,
-                    min_ttl: r.ttl_min[d],
-                    max_ttl: r.ttl_max[d],
-                    state: if r.state.is_active() {
-                        "established"
-                    } else {
-                        "closed"
-                    },
-                    reason: reason.as_str(),
-                    last_state: r.state.as_str(),
-                    alerted: r.verdict != dataplane::packet::Verdict::Pass,
-                },
-                tcp: (r.tuple.proto == proto::TCP).then_some(TcpFlags(r.tcp_flags[d])),
-                icmp_type: icmp.then_some(r.tuple.dst_port >> 8),
-                icmp_code: icmp.then_some(r.tuple.dst_port & 0xff),
-                flowgate: NetflowExt {
-                    worker: r.worker,
-                    vlan: r.vlan,
-                    verdict: r.verdict.as_str(),
-                    sid: r.sid,
-                    policy_epoch: r.epoch,
-                },
-            },
-        )
-    };
-    [dir(0), dir(1)]
 }
 
 /// An `alert` record for a rule or default-action hit.
@@ -392,28 +403,25 @@ mod tests {
 
     #[test]
     fn tcp_flags_render_like_eve() {
-        let v = serde_json::to_value(TcpFlags(0x1b)).unwrap();
+        let v = netflow_lines(6, 0x1b).0["event"]["tcp"].clone();
         assert_eq!(v["tcp_flags"], "1b");
         assert_eq!(v["syn"], true);
         assert!(v.get("rst").is_none());
     }
 
-    #[test]
-    fn netflow_records_carry_both_directions_in_eve_shape() {
+    /// Both netflow lines of a TCP (or other `proto`) flow, parsed back as JSON.
+    fn netflow_lines(proto_nr: u8, opener_flags: u8) -> (Value, Value) {
         use dataplane::flow::FlowState;
         use dataplane::packet::{ip_to_addr, Tuple, Verdict};
-        let env = Envelope {
-            firewall_name: "fw".into(),
-            zone: "z".into(),
-        };
+        let env = Envelope::new("fw \"edge\"\\1", "z");
         let clock = Clock::new(1000, || 0);
         let r = FlowRecord {
             tuple: Tuple {
-                proto: proto::TCP,
+                proto: proto_nr,
                 src: ip_to_addr("198.18.0.1".parse().unwrap()),
                 dst: ip_to_addr("2001:2::2".parse().unwrap()),
                 src_port: 40000,
-                dst_port: 443,
+                dst_port: if proto_nr == proto::ICMP { 0x0800 } else { 443 },
             },
             vlan: 0,
             state: FlowState::Established,
@@ -422,7 +430,7 @@ mod tests {
             epoch: 3,
             pkts: [10, 8],
             bytes: [1000, 800],
-            tcp_flags: [0x1b, 0x12],
+            tcp_flags: [opener_flags, 0x12],
             ttl_min: [60, 61],
             ttl_max: [64, 62],
             first_seen: 1000,
@@ -431,12 +439,35 @@ mod tests {
             worker: 1,
             flow_id: 42,
         };
-        let lines: Vec<Value> = netflow_records(&env, &clock, &r, EndReason::Flushed)
-            .iter()
-            .map(|w| serde_json::to_value(w).unwrap())
-            .collect();
-        let (a, b) = (&lines[0], &lines[1]);
-        assert_eq!(a["firewall_name"], "fw");
+        let times = NetflowTimes::of(&clock, &r);
+        let line = |d| {
+            let mut out = Vec::new();
+            write_netflow(&mut out, &env, &clock, &times, &r, EndReason::Flushed, d);
+            serde_json::from_slice::<Value>(&out)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+        };
+        (line(0), line(1))
+    }
+
+    #[test]
+    fn netflow_records_carry_both_directions_in_eve_shape() {
+        let (a, b) = netflow_lines(proto::TCP, 0x1b);
+        assert_eq!(a["firewall_name"], "fw \"edge\"\\1", "escaped once, right");
+        // Epoch seconds, as a string (the service's shape).
+        let ts: u64 = a["event_timestamp"].as_str().unwrap().parse().unwrap();
+        assert!(ts > 1_600_000_000, "{ts}");
+        assert_eq!(a["event"]["timestamp"], a["event"]["netflow"]["end"]);
+        assert_eq!(a["event"]["netflow"]["min_ttl"], 60);
+        assert_eq!(b["event"]["netflow"]["max_ttl"], 62);
+        assert_eq!(a["event"]["netflow"]["alerted"], false);
+        assert_eq!(a["event"]["flowgate"]["policy_epoch"], 3);
+        assert_eq!(a["event"]["tcp"]["syn"], true);
+        assert!(b["event"]["tcp"].get("fin").is_none());
+        let (icmp, _) = netflow_lines(proto::ICMP, 0);
+        assert_eq!(icmp["event"]["icmp_type"], 8);
+        assert_eq!(icmp["event"]["icmp_code"], 0);
+        assert!(icmp["event"].get("tcp").is_none());
+        assert_eq!(a["availability_zone"], "z");
         assert_eq!(a["availability_zone"], "z");
         assert_eq!(a["event"]["event_type"], "netflow");
         assert_eq!(a["event"]["src_ip"], "198.18.0.1");

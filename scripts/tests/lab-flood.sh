@@ -71,9 +71,12 @@ full="$(msum flowgate_table_full_total)"; active="$(msum flowgate_flows_active)"
 # Frames the kernel dropped before the appliance read them (af_packet ring full): the
 # Python sender and the appliance share 2 CPUs here.
 missed="$(msum flowgate_port_rx_missed_total)"
+# Flow-end records of evicted flood flows the log writer could not keep up with (bounded
+# queue: memory stays flat; counted, never blocking).
+log_dropped="$(( $(msum flowgate_log_queue_dropped_total) + $(msum flowgate_events_dropped_total) ))"
 reasons="$(echo "$m" | sed -n 's/^flowgate_dropped_packets_total{.*reason="\([a-z_]*\)".*} \([0-9]*\)$/\1=\2/p' | awk -F= '{ s[$1] += $2 } END { for (r in s) if (s[r] > 0) printf "%s:%d,", r, s[r] }')"
 rss_after="$(rss_kib)"
-echo "FLOOD-LAB offered=$FLOWS capacity=$capacity created=$created held_max=$active_max held_after=$active evicted=$evicted table_full=$full emergency_seen=$emergency rx=$rx rx_missed=$missed tx=$tx dropped=$dropped rsts=$rsts drops_by_reason=${reasons%,} session_samples_ok=$during_ok/$samples rss_kib_before=$rss_before rss_kib_max=$rss_max rss_kib_after=$rss_after"
+echo "FLOOD-LAB offered=$FLOWS capacity=$capacity created=$created held_max=$active_max held_after=$active evicted=$evicted table_full=$full emergency_seen=$emergency rx=$rx rx_missed=$missed tx=$tx dropped=$dropped rsts=$rsts drops_by_reason=${reasons%,} log_records_dropped=$log_dropped session_samples_ok=$during_ok/$samples rss_kib_before=$rss_before rss_kib_max=$rss_max rss_kib_after=$rss_after"
 
 [ "$active_max" -le "$capacity" ] || fail "table over capacity: $active_max > $capacity"
 [ "$emergency" -eq 1 ] || fail "emergency mode never entered"

@@ -376,6 +376,9 @@ impl OpsManager {
             return Vec::new();
         };
         run.matched += 1;
+        // A worker streaming results is answering: the timeout is for silence, so a scan
+        // of a large table (or one paced by the flow-log writer) is not cut short.
+        run.deadline = Instant::now() + self.worker_timeout;
         match run.kind {
             OpKind::Capture => counters.flows_captured += 1,
             OpKind::Flush => counters.flows_flushed += 1,
