@@ -258,6 +258,13 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         .zip(ports.iter().map(|p| p.id()))
         .collect();
     let pool_m = Arc::clone(&pool);
+    // Log and history writing are background work: on the management core the collector,
+    // which drains the workers' rings (and so paces a capture or flush), goes first.
+    mgmt::background::set_thread_setup(|| {
+        if let Err(e) = dpdk_bindings::set_current_thread_nice(10) {
+            eprintln!("flowgate: background thread keeps normal priority ({e})");
+        }
+    });
     let app = App::new(AppParts {
         cfg: cfg.clone(),
         control: Arc::clone(&control),
@@ -299,13 +306,7 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         }
     };
     let log_writer = app
-        .spawn_log_writer(|| {
-            // Logs are background work: on the management core the collector, which
-            // drains the workers' rings (and so paces a flush), goes first.
-            if let Err(e) = dpdk_bindings::set_current_thread_nice(10) {
-                eprintln!("flowgate: log writer keeps normal priority ({e})");
-            }
-        })
+        .spawn_log_writer()
         .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let collector_stop = Arc::new(AtomicBool::new(false));
     let collector = control

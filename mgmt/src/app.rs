@@ -754,17 +754,12 @@ impl App {
     /// Starts the thread that formats and writes the flow and alert logs from the queue
     /// the collector fills. It flushes whenever it has caught up, so a record reaches
     /// the file within a batch's time of arriving.
-    /// `setup` runs first on the new thread (the binary lowers its priority there: the
-    /// mgmt crate makes no system calls of that kind itself).
-    pub fn spawn_log_writer(
-        self: &Arc<Self>,
-        setup: impl FnOnce() + Send + 'static,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn spawn_log_writer(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("fg-logs".into())
             .spawn(move || {
-                setup();
+                crate::background::enter();
                 me.write_logs_until_closed();
             })
     }

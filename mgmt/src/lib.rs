@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod aws_api;
+pub mod background;
 pub mod cbor;
 pub mod cli;
 pub mod clock;

@@ -63,7 +63,10 @@ impl Store {
             let errors = Arc::clone(&errors);
             std::thread::Builder::new()
                 .name("fg-ops-history".into())
-                .spawn(move || run_writer(&dir, rx, &errors))?
+                .spawn(move || {
+                    crate::background::enter();
+                    run_writer(&dir, rx, &errors)
+                })?
         };
         Ok(Store {
             dir,
