@@ -308,6 +308,9 @@ impl OpsManager {
             st.history.insert(id.clone(), Entry { op, results: None });
             (id, seq)
         };
+        // The record is on disk before the caller hears of the operation: an acknowledged
+        // operation survives a crash (it is settled as FAILED at the next start), never lost.
+        self.store.barrier();
         // Sent without holding the state lock: the collector must keep draining replies
         // while a full command ring makes us wait.
         let scan_kind = match kind {
