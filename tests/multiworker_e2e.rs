@@ -612,6 +612,13 @@ worker_timeout_ms = 60000
     assert_eq!(flush["results_kept"], 10000, "{flush}");
     let flush_secs = flush["duration_seconds"].as_f64().unwrap();
     assert_moving(&samples, "flush");
+    // Workers publish their counters every 100 ms: the operation can complete before the
+    // snapshot that counts its last flows reaches /metrics.
+    fg.wait_for(5, "counters of the flush published", |a| {
+        let m = a.metrics();
+        metric_sum(&m, "flowgate_flows_flushed_total", "") == f64::from(half)
+            && metric_sum(&m, "flowgate_flows_active", "") == f64::from(half + 2)
+    });
     let m = fg.metrics();
     assert_eq!(
         metric_sum(&m, "flowgate_flows_active", ""),
