@@ -133,6 +133,16 @@ pub(crate) fn check(ret: c_int, call: impl FnOnce() -> String) -> Result<c_int> 
     }
 }
 
+/// A libc call's `0`/`-1`-and-errno result as `io::Result` (the OS calls outside DPDK:
+/// `madvise`, `setpriority`).
+pub(crate) fn os_result(rc: c_int) -> std::io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

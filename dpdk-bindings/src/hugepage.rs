@@ -4,6 +4,8 @@
 
 use std::io;
 
+use crate::error::os_result;
+
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Asks the kernel to back the 2 MiB-aligned part of `[addr, addr + len)` with huge pages
@@ -19,10 +21,7 @@ pub fn collapse_to_huge_pages(addr: *const u8, len: usize) -> io::Result<usize> 
         // SAFETY: the range lies inside `[addr, addr + len)`, which the caller's live
         // allocation spans; these two advices never change the contents or the validity
         // of the mapping (a collapse copies the data into a huge page atomically).
-        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        os_result(unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) })?;
     }
     Ok(end - start)
 }
@@ -41,17 +40,13 @@ pub fn prefault(addr: *const u8, len: usize) -> io::Result<()> {
     // SAFETY: `[start, end)` covers the caller's live allocation `[addr, addr + len)`
     // rounded down to its first page, which belongs to the same mapping; populating
     // only maps pages (zero-filled if never touched) and never changes their contents.
-    let rc = unsafe {
+    os_result(unsafe {
         libc::madvise(
             start as *mut libc::c_void,
             end - start,
             libc::MADV_POPULATE_WRITE,
         )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::error::os_result;
+
 /// Sets the calling thread's nice value (Linux schedules threads individually). Background
 /// management threads (log writing) use it so that, on the one core they share with the
 /// collector, draining the workers' rings comes first.
@@ -10,11 +12,7 @@ pub fn set_current_thread_nice(nice: i32) -> io::Result<()> {
     let tid = unsafe { libc::gettid() };
     // SAFETY: PRIO_PROCESS with our own thread id changes only this thread's niceness;
     // no memory is passed.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    os_result(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) })
 }
 
 #[cfg(test)]

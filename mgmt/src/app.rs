@@ -643,6 +643,19 @@ impl App {
     }
 
     fn route(&self, req: &Request) -> Response {
+        if let Some(protocol) = Protocol::of_path(&req.path) {
+            return match self.authenticate(req, protocol) {
+                Ok(caller) => crate::aws_api::handle(
+                    &self.ops,
+                    &self.cfg,
+                    req,
+                    &caller,
+                    &self.audit,
+                    protocol,
+                ),
+                Err(r) => r,
+            };
+        }
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/healthz") => Response::text(200, "ok\n"),
             ("GET", "/readyz") => match self.ready() {
@@ -651,20 +664,6 @@ impl App {
             },
             ("GET", "/metrics") => Response::text(200, self.metrics_text())
                 .with_header("Content-Type", "text/plain; version=0.0.4"),
-            (_, p) if Protocol::of_path(p).is_some() => {
-                let protocol = Protocol::of_path(p).unwrap_or(Protocol::Json);
-                match self.authenticate(req, protocol) {
-                    Ok(caller) => crate::aws_api::handle(
-                        &self.ops,
-                        &self.cfg,
-                        req,
-                        &caller,
-                        &self.audit,
-                        protocol,
-                    ),
-                    Err(r) => r,
-                }
-            }
             (_, p) if p.starts_with("/v1/") => match self.authenticate(req, Protocol::Json) {
                 Ok(caller) => self.route_v1(req, &caller),
                 Err(r) => r,

@@ -173,16 +173,16 @@ pub fn handle(
 /// The action a request names: after the target prefix (JSON) or the path prefix (CBOR);
 /// the raw header or path when the prefix is missing, so errors and audit can name it.
 pub fn action_name(req: &Request, protocol: Protocol) -> &str {
-    match protocol {
-        Protocol::Json => {
-            let target = req.header("x-amz-target").unwrap_or("");
-            target.strip_prefix(TARGET_PREFIX).unwrap_or(target)
-        }
-        Protocol::Cbor => req
-            .path
-            .strip_prefix(CBOR_PATH_PREFIX)
-            .unwrap_or(req.path.as_str()),
-    }
+    action_of(req, protocol).unwrap_or_else(|raw| raw)
+}
+
+/// The action after the protocol's prefix, or the raw header/path without it.
+fn action_of(req: &Request, protocol: Protocol) -> Result<&str, &str> {
+    let (raw, prefix) = match protocol {
+        Protocol::Json => (req.header("x-amz-target").unwrap_or(""), TARGET_PREFIX),
+        Protocol::Cbor => (req.path.as_str(), CBOR_PATH_PREFIX),
+    };
+    raw.strip_prefix(prefix).ok_or(raw)
 }
 
 /// Runs one action; returns the response body and the id of an operation it created.
@@ -193,25 +193,17 @@ fn dispatch(
     caller: &str,
     protocol: Protocol,
 ) -> Result<(Value, Option<String>), ApiError> {
-    let action = match protocol {
-        Protocol::Json => {
-            let target = req.header("x-amz-target").unwrap_or("");
-            target.strip_prefix(TARGET_PREFIX).ok_or_else(|| {
-                unknown(if target.is_empty() {
-                    "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)"
-                        .into()
-                } else {
-                    format!("unknown operation '{target}'")
-                })
-            })?
-        }
-        Protocol::Cbor => req.path.strip_prefix(CBOR_PATH_PREFIX).ok_or_else(|| {
-            unknown(format!(
-                "unknown service path '{}' (expected {CBOR_PATH_PREFIX}<Action>)",
-                req.path
-            ))
-        })?,
-    };
+    let action = action_of(req, protocol).map_err(|raw| {
+        unknown(match protocol {
+            Protocol::Json if raw.is_empty() => {
+                "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)".into()
+            }
+            Protocol::Json => format!("unknown operation '{raw}'"),
+            Protocol::Cbor => {
+                format!("unknown service path '{raw}' (expected {CBOR_PATH_PREFIX}<Action>)")
+            }
+        })
+    })?;
     if !matches!(
         action,
         "StartFlowCapture"

@@ -79,10 +79,6 @@ impl LogQueue {
         self.ready.notify_one();
     }
 
-    pub fn push(&self, ev: Event) {
-        self.extend(&mut std::iter::once(ev));
-    }
-
     /// Up to `max` queued events, waiting up to `wait` for the first one.
     pub fn take(&self, max: usize, wait: Duration) -> Taken {
         let mut q = self.lock();
@@ -194,7 +190,7 @@ mod tests {
     #[test]
     fn close_drains_before_reporting_closed() {
         let q = LogQueue::new(10, 10);
-        q.push(alert(7));
+        q.extend(&mut std::iter::once(alert(7)));
         q.close();
         assert_eq!(sids(q.take(10, Duration::from_secs(5))), vec![7]);
         assert!(matches!(q.take(10, Duration::from_secs(5)), Taken::Closed));
@@ -206,7 +202,7 @@ mod tests {
         let q2 = std::sync::Arc::clone(&q);
         let t = std::thread::spawn(move || sids(q2.take(10, Duration::from_secs(30))));
         std::thread::sleep(Duration::from_millis(50));
-        q.push(alert(9));
+        q.extend(&mut std::iter::once(alert(9)));
         assert_eq!(t.join().unwrap(), vec![9]);
     }
 }

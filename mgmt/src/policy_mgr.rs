@@ -10,7 +10,6 @@
 //! file's error as the last reload error, instead of refusing to forward at all.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,24 +80,32 @@ struct Snapshot {
     files: PolicySources,
 }
 
-/// Writes the snapshot atomically: a crash leaves the old one or the new one, never half.
-fn save_snapshot(to: &Path, policy_file: &Path, files: PolicySources) -> std::io::Result<()> {
-    if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = to.with_extension("tmp");
-    let body = serde_json::to_vec(&Snapshot {
+/// Keeps the validated policy's sources at `to` (written atomically); a failure to keep
+/// it is reported, never fatal: the policy itself is valid and goes into force.
+fn keep_snapshot(to: Option<&Path>, policy_file: &Path, files: PolicySources) {
+    let Some(to) = to else {
+        return;
+    };
+    let saved = serde_json::to_vec(&Snapshot {
         policy_file: policy_file.to_path_buf(),
         files,
-    })?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, to)?;
-    if let Some(dir) = to.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    })
+    .map_err(std::io::Error::from)
+    .and_then(|body| {
+        let dir = to.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let name = to
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("policy-snapshot.json");
+        crate::ops::write_atomic(dir, name, &body)
+    });
+    if let Err(e) = saved {
+        eprintln!(
+            "flowgate: cannot keep the validated policy at {}: {e}",
+            to.display()
+        );
     }
-    Ok(())
 }
 
 impl PolicyManager {
@@ -112,14 +119,7 @@ impl PolicyManager {
     ) -> Result<PolicyManager, String> {
         let (compiled, last_error) = match compile_recording(path, 1) {
             Ok((c, sources)) => {
-                if let Some(to) = snapshot {
-                    if let Err(e) = save_snapshot(to, path, sources) {
-                        eprintln!(
-                            "flowgate: cannot keep the validated policy at {}: {e}",
-                            to.display()
-                        );
-                    }
-                }
+                keep_snapshot(snapshot, path, sources);
                 (c, None)
             }
             Err(e) => {
@@ -179,14 +179,7 @@ impl PolicyManager {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
         let compiled = match compile_recording(&self.path, epoch) {
             Ok((c, sources)) => {
-                if let Some(to) = &self.snapshot {
-                    if let Err(e) = save_snapshot(to, &self.path, sources) {
-                        eprintln!(
-                            "flowgate: cannot keep the validated policy at {}: {e}",
-                            to.display()
-                        );
-                    }
-                }
+                keep_snapshot(self.snapshot.as_deref(), &self.path, sources);
                 Arc::new(c)
             }
             Err(e) => {

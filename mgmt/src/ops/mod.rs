@@ -28,6 +28,7 @@ pub use model::{
     FilterSpec, FlowResult, Naming, OpKind, OpStatus, Operation, OperationSummary, OpsError,
     StartRequest, WorkerProgress, WorkerScan,
 };
+pub(crate) use store::write_atomic;
 use store::Store;
 use token::{ListCursor, ResultsCursor};
 

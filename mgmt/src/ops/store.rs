@@ -259,8 +259,9 @@ fn run_writer(dir: &Path, rx: Receiver<Job>, errors: &AtomicU64) {
     }
 }
 
-/// Temp file + fsync + rename + directory fsync.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+/// Temp file + fsync + rename + directory fsync: a crash leaves the old file or the new
+/// one, never half of it.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut f = File::create(&tmp)?;
