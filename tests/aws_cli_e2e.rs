@@ -10,13 +10,12 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::SYN;
-use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use mgmt::cli::Api;
 use mgmt::sigv4::Credentials;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -73,15 +72,6 @@ fn traffic() -> Vec<Vec<u8>> {
     }
     frames.extend((0..V6_FLOWS).map(|i| syn(&c6, 41000 + i, 443)));
     frames
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
-            .unwrap();
-    }
-    w.flush().unwrap();
 }
 
 fn config(dir: &TempDir, api: &str) -> String {

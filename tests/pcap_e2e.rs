@@ -8,11 +8,9 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::{ACK, FIN, PSH, RST, SYN};
-use dataplane::pcapfile::{PcapReader, PcapWriter};
 use dataplane::wire::build::{EchoKind, FrameBuilder, TcpSegment};
 use dataplane::wire::parse_frame;
 use std::net::IpAddr;
-use std::path::Path;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -37,24 +35,6 @@ fn tcp(
         options: &[],
         payload,
     })
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
-            .unwrap();
-    }
-    w.flush().unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some((_, f)) = r.next_packet().unwrap() {
-        out.push(f);
-    }
-    out
 }
 
 const PASS_ALL: &str = r#"

@@ -14,9 +14,8 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::SYN;
-use dataplane::pcapfile::{PcapReader, PcapWriter};
+use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const POLICY: &str = r#"
@@ -146,15 +145,6 @@ fn op_status(api: &str, id: &str) -> String {
     let (code, body) = http("GET", api, &format!("/v1/operations/{id}"), "");
     assert_eq!(code, 200, "{body}");
     json(&body)["status"].as_str().unwrap_or("").to_string()
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some((_, f)) = r.next_packet().unwrap() {
-        out.push(f);
-    }
-    out
 }
 
 /// Every audit line is a whole JSON record (no torn writes); returns their actions.

@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::{ACK, PSH, SYN};
-use dataplane::pcapfile::{PcapReader, PcapWriter};
+use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -181,15 +181,6 @@ audit_log = "audit.log"
 "#,
         eal = eal_args(1, &[a, b])
     )
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some((_, f)) = r.next_packet().unwrap() {
-        out.push(f);
-    }
-    out
 }
 
 #[test]

@@ -18,12 +18,10 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::{ACK, PSH, SYN};
-use dataplane::pcapfile::{PcapReader, PcapWriter};
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -312,24 +310,6 @@ fn is_test_frame(f: &[u8]) -> bool {
         Some([0x86, 0xdd]) => f.get(22..28) == Some(&[0x20, 0x01, 0, 2, 0, 0]),
         _ => false,
     }
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
-            .unwrap();
-    }
-    w.flush().unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some((_, f)) = r.next_packet().unwrap() {
-        out.push(f);
-    }
-    out
 }
 
 /// What came out of the appliance in one phase.

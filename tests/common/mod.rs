@@ -297,3 +297,23 @@ pub fn ip_cmd(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("run ip");
     assert!(st.success(), "ip {args:?} failed");
 }
+
+/// Writes `frames` as a pcap, 1 µs apart.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = dataplane::pcapfile::PcapWriter::create(path).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
+            .unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Every frame of a pcap, in order.
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = dataplane::pcapfile::PcapReader::open(path).unwrap();
+    let mut out = Vec::new();
+    while let Some((_, f)) = r.next_packet().unwrap() {
+        out.push(f);
+    }
+    out
+}
