@@ -71,3 +71,12 @@ fn policy_reload_and_restart_midstream_reject() {
 fn flood_of_new_flows_keeps_the_established_session_alive() {
     run_locked("scripts/tests/lab-flood.sh", &[]);
 }
+
+/// The AWS resource model through the stock AWS CLI: seed 004's rule groups and policy
+/// created, associated and obeyed by real traffic; a stale update token refused; the stream
+/// exception policy switched DROP -> REJECT with update-firewall-policy, reported IN_SYNC by
+/// describe-firewall, and a flushed session reset at once; a domain-list group refused.
+#[test]
+fn aws_policy_from_the_cli_governs_real_traffic() {
+    run_locked("scripts/tests/lab-aws-policy.sh", &[]);
+}

@@ -63,6 +63,12 @@ pub struct Appliance {
     pub zone: String,
     /// Operation history, audit log and other durable state live here.
     pub state_dir: PathBuf,
+    /// The zone's id (AWS `AvailabilityZoneId`, e.g. `use1-az1`), reported by DescribeFirewall.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// The firewall's description (AWS `Description`, up to 512 characters).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,8 +250,23 @@ impl Default for Dataplane {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRef {
-    /// The policy file (TOML), relative to this config file.
+    /// The policy file, relative to this config file: TOML, or AWS-shaped `.json` / `.yaml` /
+    /// `.yml` (API shapes or a CloudFormation template).
     pub file: PathBuf,
+    /// Which source is authoritative (see `mgmt::resources`).
+    #[serde(default)]
+    pub source: PolicySource,
+}
+
+/// Who owns the running policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// The policy file runs; the API cannot change it.
+    #[default]
+    File,
+    /// The API owns the policy once one is associated; the file seeds it.
+    Api,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -24,7 +24,8 @@ use crate::control::Control;
 type EpochHits = (u32, Box<[u64]>);
 
 pub struct PolicyManager {
-    path: PathBuf,
+    /// The policy file reloads read (switched by the API under `policy.source = "api"`).
+    path: Mutex<PathBuf>,
     /// Where the last validated policy is kept (`None`: not kept, e.g. `--check`).
     snapshot: Option<PathBuf>,
     current: Mutex<Arc<CompiledPolicy>>,
@@ -141,7 +142,7 @@ impl PolicyManager {
             }
         };
         Ok(PolicyManager {
-            path: path.to_path_buf(),
+            path: Mutex::new(path.to_path_buf()),
             snapshot: snapshot.map(Path::to_path_buf),
             current: Mutex::new(Arc::new(compiled)),
             next_epoch: AtomicU32::new(2),
@@ -153,8 +154,13 @@ impl PolicyManager {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the policy from `path` from the next reload on.
+    pub fn set_path(&self, path: &Path) {
+        *self.path.lock().unwrap_or_else(|e| e.into_inner()) = path.to_path_buf();
     }
 
     pub fn current(&self) -> Arc<CompiledPolicy> {
@@ -177,9 +183,10 @@ impl PolicyManager {
     /// worker. Returns the new epoch.
     pub fn reload(&self, control: &Control) -> Result<Arc<CompiledPolicy>, String> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
-        let compiled = match compile_recording(&self.path, epoch) {
+        let path = self.path();
+        let compiled = match compile_recording(&path, epoch) {
             Ok((c, sources)) => {
-                keep_snapshot(self.snapshot.as_deref(), &self.path, sources);
+                keep_snapshot(self.snapshot.as_deref(), &path, sources);
                 Arc::new(c)
             }
             Err(e) => {
