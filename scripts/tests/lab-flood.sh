@@ -34,7 +34,7 @@ syn=$((FLOWS * 2 / 3)); udp=$((FLOWS - syn))
 ip netns exec "$SERVER_NS" python3 "$ECHO" server 7001 7002 >/dev/null 2>&1 &
 sleep 0.5
 ip netns exec "$CLIENT_NS" python3 "$ECHO" client "$SERVER_IP4" 7001 --interval 0.05 --status "$W/a" >/dev/null 2>&1 &
-for _ in $(seq 1 50); do [ -n "$(echoes "$W/a")" ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ -n "$(echoes "$W/a")" ] && break; sleep 0.1; done
 progressing "$W/a" || fail "long-lived session did not start"
 capacity="$(sum flowgate_flow_table_capacity)"
 rss_before="$(rss_kib)"
