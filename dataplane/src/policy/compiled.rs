@@ -211,6 +211,12 @@ impl CompiledPolicy {
         self.epoch
     }
 
+    /// Sets the epoch before the policy is shared: the management side compiles first and
+    /// numbers the policy when it goes into force.
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+
     /// The stateless verdict for one packet. Non-UDP fragments are dropped (AWS); UDP
     /// fragments go through the rules (a later fragment never matches a rule with ports)
     /// and, unmatched, get the fragment default action.
