@@ -435,7 +435,8 @@ fn aws_cli_drives_all_actions_with_pagination_and_native_parity() {
     assert_eq!(d["FlowOperationStatus"], "COMPLETED", "{d}");
     assert_eq!(d["FlowOperationType"], "FLOW_CAPTURE");
     assert_eq!(d["AvailabilityZone"], ZONE);
-    assert_eq!(d["AvailabilityZoneId"], ZONE_ID);
+    // AvailabilityZoneId is not in the AWS CLI v1's copy of the model (its output drops
+    // it); the boto3 scenario checks it.
     assert_eq!(d["FlowOperationId"], id.as_str());
     assert_eq!(
         d["FlowOperation"]["FlowFilters"][0]["SourceAddress"]["AddressDefinition"],
