@@ -338,7 +338,7 @@ impl CompiledPolicy {
         format!(
             "policy epoch {}: {} stateful rules ({} pass, {} drop, {} reject, {} alert), {} stateless rules, \
              rule_order {}, stream_exception_policy {}, default_actions [{}], stateless default {:?}, \
-             classes {:?}",
+             classes {:?}, classifier {} KiB",
             self.epoch,
             self.real_rules,
             count(RuleAction::Pass),
@@ -351,6 +351,7 @@ impl CompiledPolicy {
             defaults.join(", "),
             self.stateless_default,
             self.stateful.class_counts(),
+            (self.stateful.stored_words() + self.stateless.stored_words()) * 8 / 1024,
         )
     }
 }
