@@ -13,7 +13,6 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 eval "$("$FG_ROOT/scripts/lab.sh" env)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 CTL="$FLOWGATECTL"
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 POLICY_DIR="$(dirname "$FLOWGATE_CONFIG")"
