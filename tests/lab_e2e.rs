@@ -72,6 +72,13 @@ fn flood_of_new_flows_keeps_the_established_session_alive() {
     run_locked("scripts/tests/lab-flood.sh", &[]);
 }
 
+/// The README's operator examples, executed literally (the marked ```sh blocks read from
+/// README.md): `eval "$(scripts/lab.sh up)"`, then flowgatectl and the AWS CLI as written.
+#[test]
+fn readme_operator_examples_work_literally() {
+    run_locked("scripts/tests/readme-examples.sh", &[]);
+}
+
 /// The AWS resource model through the stock AWS CLI: seed 004's rule groups and policy
 /// created, associated and obeyed by real traffic; a stale update token refused; the stream
 /// exception policy switched DROP -> REJECT with update-firewall-policy, reported IN_SYNC by
