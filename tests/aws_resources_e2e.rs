@@ -152,15 +152,19 @@ impl Env {
     }
 
     fn helper(&self, name: &str) -> String {
-        format!("file://{}", repo().join("tests/helpers/aws").join(name).display())
+        format!(
+            "file://{}",
+            repo().join("tests/helpers/aws").join(name).display()
+        )
     }
 
     fn policy_file(&self, web: &str, app: &str, sep: &str) -> String {
-        let text = std::fs::read_to_string(repo().join("tests/helpers/aws/main-firewall-policy.json"))
-            .unwrap()
-            .replace("@WEB@", web)
-            .replace("@APP@", app)
-            .replace("@SEP@", sep);
+        let text =
+            std::fs::read_to_string(repo().join("tests/helpers/aws/main-firewall-policy.json"))
+                .unwrap()
+                .replace("@WEB@", web)
+                .replace("@APP@", app)
+                .replace("@SEP@", sep);
         let path = self.dir.path(&format!("policy-{sep}.json"));
         std::fs::write(&path, text).unwrap();
         format!("file://{}", path.display())
@@ -176,7 +180,11 @@ impl Env {
             "groups": self.ok(&["list-rule-groups"]),
             "firewall_tags": self.ok(&["list-tags-for-resource", "--resource-arn", ARN]),
         });
-        for p in out["policies"]["FirewallPolicies"].as_array().unwrap().clone() {
+        for p in out["policies"]["FirewallPolicies"]
+            .as_array()
+            .unwrap()
+            .clone()
+        {
             let arn = p["Arn"].as_str().unwrap();
             out[arn] = self.ok(&["describe-firewall-policy", "--firewall-policy-arn", arn]);
         }
@@ -223,12 +231,18 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
     );
     assert_eq!(fw["Firewall"]["Description"], "resource model test");
     assert_eq!(fw["FirewallStatus"]["Status"], "READY");
-    assert_eq!(fw["FirewallStatus"]["ConfigurationSyncStateSummary"], "IN_SYNC");
+    assert_eq!(
+        fw["FirewallStatus"]["ConfigurationSyncStateSummary"],
+        "IN_SYNC"
+    );
     assert_eq!(
         fw["FirewallStatus"]["SyncStates"][ZONE]["Attachment"]["EndpointId"],
         "use1-az9"
     );
-    assert_eq!(env.ok(&["list-firewalls"])["Firewalls"][0]["FirewallName"], "res-test");
+    assert_eq!(
+        env.ok(&["list-firewalls"])["Firewalls"][0]["FirewallName"],
+        "res-test"
+    );
     env.refused(
         &["describe-firewall", "--firewall-name", "other"],
         "ResourceNotFoundException",
@@ -237,29 +251,66 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
 
     // Seed 004's rule groups, a stateless one, and what must be refused.
     let web = env.ok(&[
-        "create-rule-group", "--rule-group-name", "WebTrafficRules", "--type", "STATEFUL",
-        "--capacity", "100", "--rule-group", &env.helper("web-traffic-rules.json"),
-        "--tags", "Key=Name,Value=Web-Traffic-Rules",
+        "create-rule-group",
+        "--rule-group-name",
+        "WebTrafficRules",
+        "--type",
+        "STATEFUL",
+        "--capacity",
+        "100",
+        "--rule-group",
+        &env.helper("web-traffic-rules.json"),
+        "--tags",
+        "Key=Name,Value=Web-Traffic-Rules",
     ]);
-    let web_arn = web["RuleGroupResponse"]["RuleGroupArn"].as_str().unwrap().to_string();
+    let web_arn = web["RuleGroupResponse"]["RuleGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         web_arn,
         "arn:aws:network-firewall:us-east-1:000000000000:stateful-rulegroup/WebTrafficRules"
     );
     assert_eq!(web["RuleGroupResponse"]["ConsumedCapacity"], 3);
     let app = env.ok(&[
-        "create-rule-group", "--rule-group-name", "AppTrafficRules", "--type", "STATEFUL",
-        "--capacity", "100", "--rule-group", &env.helper("app-traffic-rules.json"),
+        "create-rule-group",
+        "--rule-group-name",
+        "AppTrafficRules",
+        "--type",
+        "STATEFUL",
+        "--capacity",
+        "100",
+        "--rule-group",
+        &env.helper("app-traffic-rules.json"),
     ]);
-    let app_arn = app["RuleGroupResponse"]["RuleGroupArn"].as_str().unwrap().to_string();
+    let app_arn = app["RuleGroupResponse"]["RuleGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let stateless = r#"{"RulesSource":{"StatelessRulesAndCustomActions":{"StatelessRules":[{"Priority":10,"RuleDefinition":{"Actions":["aws:drop"],"MatchAttributes":{"Protocols":[6],"DestinationPorts":[{"FromPort":23,"ToPort":23}],"TCPFlags":[{"Flags":["SYN"],"Masks":["SYN","ACK"]}]}}}]}}}"#;
     env.ok(&[
-        "create-rule-group", "--rule-group-name", "NoTelnet", "--type", "STATELESS",
-        "--capacity", "10", "--rule-group", stateless,
+        "create-rule-group",
+        "--rule-group-name",
+        "NoTelnet",
+        "--type",
+        "STATELESS",
+        "--capacity",
+        "10",
+        "--rule-group",
+        stateless,
     ]);
     env.refused(
-        &["create-rule-group", "--rule-group-name", "WebTrafficRules", "--type", "STATEFUL",
-          "--capacity", "100", "--rule-group", &env.helper("web-traffic-rules.json")],
+        &[
+            "create-rule-group",
+            "--rule-group-name",
+            "WebTrafficRules",
+            "--type",
+            "STATEFUL",
+            "--capacity",
+            "100",
+            "--rule-group",
+            &env.helper("web-traffic-rules.json"),
+        ],
         "InvalidRequestException",
         "already exists",
     );
@@ -270,72 +321,153 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
         "RuleGroup.RulesSource.RulesSourceList",
     );
     env.refused(
-        &["create-rule-group", "--rule-group-name", "Small", "--type", "STATEFUL", "--capacity", "2",
-          "--rule-group", &env.helper("web-traffic-rules.json")],
+        &[
+            "create-rule-group",
+            "--rule-group-name",
+            "Small",
+            "--type",
+            "STATEFUL",
+            "--capacity",
+            "2",
+            "--rule-group",
+            &env.helper("web-traffic-rules.json"),
+        ],
         "InvalidRequestException",
         "consume capacity 3, more than its Capacity 2",
     );
     env.refused(
-        &["create-rule-group", "--rule-group-name", "Http", "--type", "STATEFUL", "--capacity", "10",
-          "--rules", "drop http any any -> any any (msg:\"x\"; sid:9;)"],
+        &[
+            "create-rule-group",
+            "--rule-group-name",
+            "Http",
+            "--type",
+            "STATEFUL",
+            "--capacity",
+            "10",
+            "--rules",
+            "drop http any any -> any any (msg:\"x\"; sid:9;)",
+        ],
         "InvalidRequestException",
         "unsupported protocol 'http'",
     );
 
     // The policy: refused while it names a group that does not exist, then created.
     env.refused(
-        &["create-firewall-policy", "--firewall-policy-name", "Broken",
-          "--firewall-policy", &env.policy_file(&web_arn, "arn:aws:network-firewall:us-east-1:000000000000:stateful-rulegroup/Nope", "DROP")],
+        &[
+            "create-firewall-policy",
+            "--firewall-policy-name",
+            "Broken",
+            "--firewall-policy",
+            &env.policy_file(
+                &web_arn,
+                "arn:aws:network-firewall:us-east-1:000000000000:stateful-rulegroup/Nope",
+                "DROP",
+            ),
+        ],
         "InvalidRequestException",
         "no STATEFUL rule group",
     );
     let created = env.ok(&[
-        "create-firewall-policy", "--firewall-policy-name", "MainFirewallPolicy",
-        "--firewall-policy", &env.policy_file(&web_arn, &app_arn, "DROP"),
-        "--description", "seed 004",
+        "create-firewall-policy",
+        "--firewall-policy-name",
+        "MainFirewallPolicy",
+        "--firewall-policy",
+        &env.policy_file(&web_arn, &app_arn, "DROP"),
+        "--description",
+        "seed 004",
     ]);
-    let policy_arn = created["FirewallPolicyResponse"]["FirewallPolicyArn"].as_str().unwrap().to_string();
-    assert_eq!(created["FirewallPolicyResponse"]["ConsumedStatefulRuleCapacity"], 5);
+    let policy_arn = created["FirewallPolicyResponse"]["FirewallPolicyArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        created["FirewallPolicyResponse"]["ConsumedStatefulRuleCapacity"],
+        5
+    );
     let fw_token = env.ok(&["describe-firewall", "--firewall-arn", ARN])["UpdateToken"]
         .as_str()
         .unwrap()
         .to_string();
     env.refused(
-        &["associate-firewall-policy", "--firewall-arn", ARN, "--firewall-policy-arn", &policy_arn,
-          "--update-token", "00000000-0000-4000-8000-000000000000"],
+        &[
+            "associate-firewall-policy",
+            "--firewall-arn",
+            ARN,
+            "--firewall-policy-arn",
+            &policy_arn,
+            "--update-token",
+            "00000000-0000-4000-8000-000000000000",
+        ],
         "InvalidTokenException",
         "UpdateToken",
     );
     env.ok(&[
-        "associate-firewall-policy", "--firewall-arn", ARN, "--firewall-policy-arn", &policy_arn,
-        "--update-token", &fw_token,
+        "associate-firewall-policy",
+        "--firewall-arn",
+        ARN,
+        "--firewall-policy-arn",
+        &policy_arn,
+        "--update-token",
+        &fw_token,
     ]);
     let running = env.native_policy();
     assert!(
-        running["file"].as_str().unwrap().ends_with("resources/effective-policy.json"),
+        running["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("resources/effective-policy.json"),
         "{running}"
     );
-    assert!(running["summary"].as_str().unwrap().contains("drop"), "{running}");
+    assert!(
+        running["summary"].as_str().unwrap().contains("drop"),
+        "{running}"
+    );
 
     // Optimistic concurrency, then DROP -> REJECT.
-    let described = env.ok(&["describe-firewall-policy", "--firewall-policy-arn", &policy_arn]);
+    let described = env.ok(&[
+        "describe-firewall-policy",
+        "--firewall-policy-arn",
+        &policy_arn,
+    ]);
     let token = described["UpdateToken"].as_str().unwrap().to_string();
-    assert_eq!(described["FirewallPolicyResponse"]["NumberOfAssociations"], 1);
+    assert_eq!(
+        described["FirewallPolicyResponse"]["NumberOfAssociations"],
+        1
+    );
     let updated = env.ok(&[
-        "update-firewall-policy", "--firewall-policy-arn", &policy_arn, "--update-token", &token,
-        "--firewall-policy", &env.policy_file(&web_arn, &app_arn, "REJECT"),
+        "update-firewall-policy",
+        "--firewall-policy-arn",
+        &policy_arn,
+        "--update-token",
+        &token,
+        "--firewall-policy",
+        &env.policy_file(&web_arn, &app_arn, "REJECT"),
     ]);
     let new_token = updated["UpdateToken"].as_str().unwrap().to_string();
     assert_ne!(new_token, token);
     env.refused(
-        &["update-firewall-policy", "--firewall-policy-arn", &policy_arn, "--update-token", &token,
-          "--firewall-policy", &env.policy_file(&web_arn, &app_arn, "DROP")],
+        &[
+            "update-firewall-policy",
+            "--firewall-policy-arn",
+            &policy_arn,
+            "--update-token",
+            &token,
+            "--firewall-policy",
+            &env.policy_file(&web_arn, &app_arn, "DROP"),
+        ],
         "InvalidTokenException",
         "UpdateToken",
     );
     env.refused(
-        &["update-firewall-policy", "--firewall-policy-name", "MainFirewallPolicy", "--update-token", &new_token,
-          "--firewall-policy", &env.policy_file(&web_arn, &app_arn, "RESET")],
+        &[
+            "update-firewall-policy",
+            "--firewall-policy-name",
+            "MainFirewallPolicy",
+            "--update-token",
+            &new_token,
+            "--firewall-policy",
+            &env.policy_file(&web_arn, &app_arn, "RESET"),
+        ],
         "InvalidRequestException",
         "StreamExceptionPolicy: 'RESET' is not one of DROP, CONTINUE, REJECT",
     );
@@ -344,7 +476,10 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
         fw["FirewallStatus"]["SyncStates"][ZONE]["Config"]["MainFirewallPolicy"],
         json!({"SyncStatus": "IN_SYNC", "UpdateToken": new_token})
     );
-    assert!(env.native_policy()["summary"].as_str().unwrap().contains("reject"));
+    assert!(env.native_policy()["summary"]
+        .as_str()
+        .unwrap()
+        .contains("reject"));
 
     // Rule groups in use cannot go; a stale group token is refused.
     env.refused(
@@ -353,25 +488,63 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
         "in use by firewall policy 'MainFirewallPolicy'",
     );
     env.refused(
-        &["update-rule-group", "--rule-group-arn", &web_arn, "--update-token", &token,
-          "--rule-group", &env.helper("web-traffic-rules.json")],
+        &[
+            "update-rule-group",
+            "--rule-group-arn",
+            &web_arn,
+            "--update-token",
+            &token,
+            "--rule-group",
+            &env.helper("web-traffic-rules.json"),
+        ],
         "InvalidTokenException",
         "WebTrafficRules",
     );
-    let deleted = env.ok(&["delete-rule-group", "--rule-group-name", "NoTelnet", "--type", "STATELESS"]);
+    let deleted = env.ok(&[
+        "delete-rule-group",
+        "--rule-group-name",
+        "NoTelnet",
+        "--type",
+        "STATELESS",
+    ]);
     assert_eq!(deleted["RuleGroupResponse"]["RuleGroupStatus"], "DELETING");
 
     // Logging (one change per call) and tags.
     let flow = r#"{"LogDestinationConfigs":[{"LogType":"FLOW","LogDestinationType":"CloudWatchLogs","LogDestination":{"logGroup":"/aws/networkfirewall/logs"}}]}"#;
     let both = r#"{"LogDestinationConfigs":[{"LogType":"FLOW","LogDestinationType":"S3","LogDestination":{"bucketName":"b"}},{"LogType":"ALERT","LogDestinationType":"CloudWatchLogs","LogDestination":{"logGroup":"/aws/networkfirewall/logs"}}]}"#;
-    env.ok(&["update-logging-configuration", "--firewall-arn", ARN, "--logging-configuration", flow]);
+    env.ok(&[
+        "update-logging-configuration",
+        "--firewall-arn",
+        ARN,
+        "--logging-configuration",
+        flow,
+    ]);
     env.refused(
-        &["update-logging-configuration", "--firewall-arn", ARN, "--logging-configuration", both],
+        &[
+            "update-logging-configuration",
+            "--firewall-arn",
+            ARN,
+            "--logging-configuration",
+            both,
+        ],
         "InvalidRequestException",
         "only one log destination configuration per call",
     );
-    env.ok(&["tag-resource", "--resource-arn", ARN, "--tags", "Key=env,Value=lab", "Key=team,Value=net"]);
-    env.ok(&["untag-resource", "--resource-arn", ARN, "--tag-keys", "team"]);
+    env.ok(&[
+        "tag-resource",
+        "--resource-arn",
+        ARN,
+        "--tags",
+        "Key=env,Value=lab",
+        "Key=team,Value=net",
+    ]);
+    env.ok(&[
+        "untag-resource",
+        "--resource-arn",
+        ARN,
+        "--tag-keys",
+        "team",
+    ]);
     assert_eq!(
         env.ok(&["list-tags-for-resource", "--resource-arn", ARN])["Tags"],
         json!([{"Key": "env", "Value": "lab"}])
@@ -385,12 +558,20 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
             .args([&env.endpoint(), ARN, &policy_arn])
             .output()
             .expect("python");
-        assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     assert_eq!(boto["policy_sep"], "REJECT", "{boto}");
     assert_eq!(boto["stale"], "InvalidTokenException", "{boto}");
-    assert_eq!(boto["rule_groups"], json!(["AppTrafficRules", "WebTrafficRules"]), "{boto}");
+    assert_eq!(
+        boto["rule_groups"],
+        json!(["AppTrafficRules", "WebTrafficRules"]),
+        "{boto}"
+    );
     assert_eq!(boto["updated_sep"], "CONTINUE", "{boto}");
     let sdk = {
         let out = Command::new("node")
@@ -398,7 +579,11 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
             .args([&env.endpoint(), ARN, KEY_ID, SECRET, REGION, &policy_arn])
             .output()
             .expect("node");
-        assert!(out.status.success(), "JS SDK: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "JS SDK: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     assert_eq!(sdk["wire"], json!({"protocol": ["rpc-v2-cbor"]}), "{sdk}");
@@ -425,8 +610,18 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
 
     // Every change is in the audit log.
     let audit = std::fs::read_to_string(env.dir.path("audit.log")).unwrap();
-    for action in ["CreateRuleGroup", "CreateFirewallPolicy", "AssociateFirewallPolicy", "UpdateFirewallPolicy", "DeleteRuleGroup", "TagResource"] {
-        assert!(audit.contains(&format!("\"{action}\"")), "{action} not audited");
+    for action in [
+        "CreateRuleGroup",
+        "CreateFirewallPolicy",
+        "AssociateFirewallPolicy",
+        "UpdateFirewallPolicy",
+        "DeleteRuleGroup",
+        "TagResource",
+    ] {
+        assert!(
+            audit.contains(&format!("\"{action}\"")),
+            "{action} not audited"
+        );
     }
     fg.stop();
 }

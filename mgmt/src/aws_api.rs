@@ -32,8 +32,8 @@ use crate::audit::Audit;
 use crate::cbor;
 use crate::config::Config;
 use crate::http::server::{Request, Response};
-use crate::resources::{PolicyHost, ResourceManager};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
+use crate::resources::{PolicyHost, ResourceManager};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -239,7 +239,8 @@ fn dispatch(
             }
         })
     })?;
-    let resource_action = resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
+    let resource_action =
+        resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
     if resource_action.is_none()
         && !matches!(
             action,
@@ -386,8 +387,7 @@ fn check_arn(member: &str, v: &str) -> Result<(), ApiError> {
 /// `VpcEndpointId`: `^vpce-[a-zA-Z0-9]*$`, 5 to 256 characters.
 fn is_vpc_endpoint_id(v: &str) -> bool {
     (5..=256).contains(&v.len())
-        && v
-            .strip_prefix("vpce-")
+        && v.strip_prefix("vpce-")
             .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 

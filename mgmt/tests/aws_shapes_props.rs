@@ -45,7 +45,10 @@ fn value(m: &Value, shape: &str, g: &mut Gen, depth: u32) -> Value {
                         .as_array()
                         .is_some_and(|req| req.iter().any(|x| x == name));
                     if depth < 6 && (required || g.below(2) == 0) {
-                        out.insert(name.clone(), value(m, r["shape"].as_str().unwrap(), g, depth + 1));
+                        out.insert(
+                            name.clone(),
+                            value(m, r["shape"].as_str().unwrap(), g, depth + 1),
+                        );
                     }
                 }
             }
@@ -53,7 +56,9 @@ fn value(m: &Value, shape: &str, g: &mut Gen, depth: u32) -> Value {
         }
         "list" => {
             let n = if depth >= 6 { 0 } else { g.below(3) };
-            let n = n.max(min.unwrap_or(0.0) as u64).min(max.unwrap_or(3.0) as u64);
+            let n = n
+                .max(min.unwrap_or(0.0) as u64)
+                .min(max.unwrap_or(3.0) as u64);
             let member = s["member"]["shape"].as_str().unwrap();
             Value::Array((0..n).map(|_| value(m, member, g, depth + 1)).collect())
         }

@@ -28,8 +28,8 @@ use serde::Deserialize;
 use super::error::{PolicyError, PolicyErrorKind};
 use super::file::{check_unique_sids, stateful_defaults};
 use super::model::{
-    DefaultAction, Policy, ProtoSet, RuleAction, RuleGroup as ModelGroup, RuleOrder,
-    StatefulRule, StatelessAction, StatelessRule, StreamException, TcpFlagMatch, TCP_FLAG_NAMES,
+    DefaultAction, Policy, ProtoSet, RuleAction, RuleGroup as ModelGroup, RuleOrder, StatefulRule,
+    StatelessAction, StatelessRule, StreamException, TcpFlagMatch, TCP_FLAG_NAMES,
 };
 use super::sets::{self, SetExpr, Variables};
 use super::suricata::{self, RuleContext, APP_LAYER};
@@ -436,10 +436,7 @@ fn group_variables(
 ) -> Result<Variables, PolicyError> {
     let (mut addrs, ports) = match &g.rule_variables {
         None => (BTreeMap::new(), BTreeMap::new()),
-        Some(v) => (
-            strings(&v.ip_sets),
-            strings(&v.port_sets),
-        ),
+        Some(v) => (strings(&v.ip_sets), strings(&v.port_sets)),
     };
     for (k, v) in policy_vars {
         addrs.insert(k.clone(), v.clone());
@@ -449,7 +446,12 @@ fn group_variables(
 
 fn strings(sets: &BTreeMap<String, VariableSet>) -> BTreeMap<String, Vec<String>> {
     sets.iter()
-        .map(|(k, v)| (k.clone(), v.definition.iter().map(Text::as_string).collect()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.definition.iter().map(Text::as_string).collect(),
+            )
+        })
         .collect()
 }
 
@@ -623,7 +625,10 @@ fn stateless_rules(
                 format!("priority {} is used twice in this rule group", r.priority),
             ));
         }
-        let action = standard_action(&format!("{rp}.RuleDefinition.Actions"), &r.rule_definition.actions)?;
+        let action = standard_action(
+            &format!("{rp}.RuleDefinition.Actions"),
+            &r.rule_definition.actions,
+        )?;
         let m = &r.rule_definition.match_attributes;
         let mp = format!("{rp}.RuleDefinition.MatchAttributes");
         let addrs = |member: &str, list: &[AddressShape]| -> Result<SetExpr, PolicyError> {
@@ -646,7 +651,10 @@ fn stateless_rules(
                         return Err(at(
                             format!("{mp}.{member}"),
                             None,
-                            format!("{}:{} is not a port range (FromPort <= ToPort <= 65535)", p.from_port, p.to_port),
+                            format!(
+                                "{}:{} is not a port range (FromPort <= ToPort <= 65535)",
+                                p.from_port, p.to_port
+                            ),
                         ));
                     }
                     sets::parse_ports(&format!("{}:{}", p.from_port, p.to_port), vars)
@@ -658,7 +666,11 @@ fn stateless_rules(
         let mut protos = Vec::with_capacity(m.protocols.len());
         for p in &m.protocols {
             protos.push(u8::try_from(*p).map_err(|_| {
-                at(format!("{mp}.Protocols"), None, format!("{p} is outside 0..=255"))
+                at(
+                    format!("{mp}.Protocols"),
+                    None,
+                    format!("{p} is outside 0..=255"),
+                )
             })?);
         }
         let protocols = if protos.is_empty() {
@@ -837,8 +849,10 @@ pub fn policy_from_aws(
             "custom actions (CloudWatch metric publishing) are not supported",
         ));
     }
-    let stateless_default =
-        standard_action(&format!("{fp}.StatelessDefaultActions"), &p.stateless_default_actions)?;
+    let stateless_default = standard_action(
+        &format!("{fp}.StatelessDefaultActions"),
+        &p.stateless_default_actions,
+    )?;
     let stateless_fragment_default = standard_action(
         &format!("{fp}.StatelessFragmentDefaultActions"),
         &p.stateless_fragment_default_actions,
@@ -888,7 +902,10 @@ pub fn policy_from_aws(
                     "only HOME_NET can be set as a policy variable",
                 ));
             }
-            policy_vars.insert(name.clone(), set.definition.iter().map(Text::as_string).collect());
+            policy_vars.insert(
+                name.clone(),
+                set.definition.iter().map(Text::as_string).collect(),
+            );
         }
     }
 
@@ -899,13 +916,25 @@ pub fn policy_from_aws(
     for (i, r) in p.stateless_rule_group_references.iter().enumerate() {
         let member = format!("{fp}.StatelessRuleGroupReferences[{i}]");
         if !(1..=65535).contains(&r.priority) {
-            return Err(at(format!("{member}.Priority"), None, format!("{} is outside 1..=65535", r.priority)));
+            return Err(at(
+                format!("{member}.Priority"),
+                None,
+                format!("{} is outside 1..=65535", r.priority),
+            ));
         }
         if seen.insert(r.priority, ()).is_some() {
-            return Err(at(format!("{member}.Priority"), None, format!("priority {} is used twice", r.priority)));
+            return Err(at(
+                format!("{member}.Priority"),
+                None,
+                format!("priority {} is used twice", r.priority),
+            ));
         }
         let g = find(groups, &r.resource_arn, GroupType::Stateless).ok_or_else(|| {
-            at(format!("{member}.ResourceArn"), None, format!("no STATELESS rule group '{}'", r.resource_arn))
+            at(
+                format!("{member}.ResourceArn"),
+                None,
+                format!("no STATELESS rule group '{}'", r.resource_arn),
+            )
         })?;
         let path = format!("RuleGroup '{}'", g.name);
         refuse_unsupported(&path, &g.group)?;
@@ -927,23 +956,43 @@ pub fn policy_from_aws(
     for (i, r) in p.stateful_rule_group_references.iter().enumerate() {
         let member = format!("{fp}.StatefulRuleGroupReferences[{i}]");
         let g = find(groups, &r.resource_arn, GroupType::Stateful).ok_or_else(|| {
-            at(format!("{member}.ResourceArn"), None, format!("no STATEFUL rule group '{}'", r.resource_arn))
+            at(
+                format!("{member}.ResourceArn"),
+                None,
+                format!("no STATEFUL rule group '{}'", r.resource_arn),
+            )
         })?;
         let priority = match (r.priority, order) {
             (Some(p), _) if !(1..=65535).contains(&p) => {
-                return Err(at(format!("{member}.Priority"), None, format!("{p} is outside 1..=65535")))
+                return Err(at(
+                    format!("{member}.Priority"),
+                    None,
+                    format!("{p} is outside 1..=65535"),
+                ))
             }
             (Some(p), RuleOrder::StrictOrder) if model_groups.iter().any(|e| e.priority == p) => {
-                return Err(at(format!("{member}.Priority"), None, format!("priority {p} is used twice")))
+                return Err(at(
+                    format!("{member}.Priority"),
+                    None,
+                    format!("priority {p} is used twice"),
+                ))
             }
             (Some(p), _) => p,
             (None, RuleOrder::StrictOrder) => {
-                return Err(at(format!("{member}.Priority"), None, "required under STRICT_ORDER"))
+                return Err(at(
+                    format!("{member}.Priority"),
+                    None,
+                    "required under STRICT_ORDER",
+                ))
             }
             (None, RuleOrder::DefaultActionOrder) => 0,
         };
         if model_groups.iter().any(|e| e.name == g.name) {
-            return Err(at(format!("{member}.ResourceArn"), None, format!("rule group '{}' is referenced twice", g.name)));
+            return Err(at(
+                format!("{member}.ResourceArn"),
+                None,
+                format!("rule group '{}' is referenced twice", g.name),
+            ));
         }
         let path = format!("RuleGroup '{}'", g.name);
         refuse_unsupported(&path, &g.group)?;
@@ -976,7 +1025,11 @@ pub fn policy_from_aws(
                 }
             }
             Some(other) => {
-                return Err(at(format!("{member}.Override.Action"), None, format!("'{other}' is not DROP_TO_ALERT")))
+                return Err(at(
+                    format!("{member}.Override.Action"),
+                    None,
+                    format!("'{other}' is not DROP_TO_ALERT"),
+                ))
             }
         }
         capacity_stateful += consumed_capacity(&g.group);

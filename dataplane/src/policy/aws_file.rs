@@ -196,7 +196,9 @@ impl Template {
             .ok_or_else(|| format!("Fn::GetAtt '{logical}.{attr}': not a rule group or firewall policy of this template"))?;
         match attr {
             "RuleGroupArn" | "FirewallPolicyArn" | "Arn" => Ok(Value::from(arn)),
-            other => Err(format!("Fn::GetAtt '{logical}.{other}': attribute not available")),
+            other => Err(format!(
+                "Fn::GetAtt '{logical}.{other}': attribute not available"
+            )),
         }
     }
 
@@ -204,7 +206,9 @@ impl Template {
     fn resolve(&self, v: Value) -> Result<Value, String> {
         match v {
             Value::Array(a) => Ok(Value::Array(
-                a.into_iter().map(|x| self.resolve(x)).collect::<Result<_, _>>()?,
+                a.into_iter()
+                    .map(|x| self.resolve(x))
+                    .collect::<Result<_, _>>()?,
             )),
             Value::Object(m) if m.len() == 1 => {
                 let (k, arg) = m.into_iter().next().unwrap_or_default();
@@ -219,19 +223,23 @@ impl Template {
                             _ => Err("Fn::GetAtt needs [Resource, Attribute]".into()),
                         },
                         Value::String(s) => {
-                            let (r, attr) = s
-                                .split_once('.')
-                                .ok_or_else(|| format!("Fn::GetAtt '{s}' needs Resource.Attribute"))?;
+                            let (r, attr) = s.split_once('.').ok_or_else(|| {
+                                format!("Fn::GetAtt '{s}' needs Resource.Attribute")
+                            })?;
                             self.get_att(r, attr)
                         }
-                        other => Err(format!("Fn::GetAtt needs [Resource, Attribute], got {other}")),
+                        other => Err(format!(
+                            "Fn::GetAtt needs [Resource, Attribute], got {other}"
+                        )),
                     },
                     "Fn::Sub" => {
                         let (text, vars) = match arg {
                             Value::String(s) => (s, Map::new()),
                             Value::Array(a) => match <[Value; 2]>::try_from(a) {
                                 Ok([Value::String(s), Value::Object(vars)]) => (s, vars),
-                                _ => return Err("Fn::Sub needs a string or [string, {vars}]".into()),
+                                _ => {
+                                    return Err("Fn::Sub needs a string or [string, {vars}]".into())
+                                }
                             },
                             other => return Err(format!("Fn::Sub needs a string, got {other}")),
                         };
@@ -243,7 +251,10 @@ impl Template {
                             Some([Value::String(sep), Value::Array(items)]) => {
                                 let parts = items
                                     .iter()
-                                    .map(|i| scalar(i).ok_or_else(|| format!("Fn::Join: {i} is not a string")))
+                                    .map(|i| {
+                                        scalar(i)
+                                            .ok_or_else(|| format!("Fn::Join: {i} is not a string"))
+                                    })
                                     .collect::<Result<Vec<_>, _>>()?;
                                 Ok(Value::from(parts.join(sep)))
                             }
@@ -287,7 +298,9 @@ impl Template {
                     _ => self.reference(name)?,
                 },
             };
-            out.push_str(&scalar(&value).ok_or_else(|| format!("Fn::Sub '${{{name}}}' is not a string"))?);
+            out.push_str(
+                &scalar(&value).ok_or_else(|| format!("Fn::Sub '${{{name}}}' is not a string"))?,
+            );
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -316,22 +329,33 @@ fn resource_path(ty: &str, name: &str) -> Option<String> {
 
 fn tags(v: Option<&Value>, file: &Path, owner: &str) -> Result<Vec<(String, String)>, PolicyError> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let list = v
-        .as_array()
-        .ok_or_else(|| err(file, format!("{owner}.Tags: expected a list of {{Key, Value}}")))?;
+    let list = v.as_array().ok_or_else(|| {
+        err(
+            file,
+            format!("{owner}.Tags: expected a list of {{Key, Value}}"),
+        )
+    })?;
     list.iter()
         .map(|t| {
             let k = t.get("Key").and_then(scalar);
             let val = t.get("Value").and_then(scalar);
             match (k, val) {
                 (Some(k), Some(v)) => Ok((k, v)),
-                _ => Err(err(file, format!("{owner}.Tags: each tag needs Key and Value"))),
+                _ => Err(err(
+                    file,
+                    format!("{owner}.Tags: each tag needs Key and Value"),
+                )),
             }
         })
         .collect()
 }
 
-fn str_member(m: &Map<String, Value>, member: &str, file: &Path, owner: &str) -> Result<String, PolicyError> {
+fn str_member(
+    m: &Map<String, Value>,
+    member: &str,
+    file: &Path,
+    owner: &str,
+) -> Result<String, PolicyError> {
     m.get(member)
         .and_then(scalar)
         .ok_or_else(|| err(file, format!("{owner}.{member}: missing required member")))
@@ -376,10 +400,12 @@ fn policy_of(m: &Map<String, Value>, file: &Path, owner: &str) -> Result<DocPoli
         name: str_member(m, "FirewallPolicyName", file, owner)?,
         description: m.get("Description").and_then(scalar),
         tags: tags(m.get("Tags"), file, owner)?,
-        body: m
-            .get("FirewallPolicy")
-            .cloned()
-            .ok_or_else(|| err(file, format!("{owner}.FirewallPolicy: missing required member")))?,
+        body: m.get("FirewallPolicy").cloned().ok_or_else(|| {
+            err(
+                file,
+                format!("{owner}.FirewallPolicy: missing required member"),
+            )
+        })?,
     })
 }
 
@@ -473,20 +499,30 @@ fn template_document(
             .and_then(Value::as_object)
             .ok_or_else(|| err(file, format!("Resources.{logical}.Properties: missing")))?;
         let (name_member, key) = if ty == "AWS::NetworkFirewall::RuleGroup" {
-            let kind = props.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let kind = props
+                .get("Type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             ("RuleGroupName", kind.to_string())
         } else {
             ("FirewallPolicyName", ty.to_string())
         };
-        let raw_name = props
-            .get(name_member)
-            .cloned()
-            .ok_or_else(|| err(file, format!("Resources.{logical}.Properties.{name_member}: missing")))?;
+        let raw_name = props.get(name_member).cloned().ok_or_else(|| {
+            err(
+                file,
+                format!("Resources.{logical}.Properties.{name_member}: missing"),
+            )
+        })?;
         let name = t
             .resolve(raw_name)
             .ok()
             .and_then(|v| scalar(&v))
-            .ok_or_else(|| err(file, format!("Resources.{logical}.Properties.{name_member}: not a string")))?;
+            .ok_or_else(|| {
+                err(
+                    file,
+                    format!("Resources.{logical}.Properties.{name_member}: not a string"),
+                )
+            })?;
         t.resources.insert(logical.clone(), (key, name));
         nfw.push((logical.clone(), ty, props));
     }

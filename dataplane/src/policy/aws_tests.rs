@@ -48,12 +48,21 @@ fn seed_004_template_loads_with_its_references_resolved() {
         doc.policy.body["StatefulRuleGroupReferences"][0]["ResourceArn"],
         "arn:aws:network-firewall:us-east-1:000000000000:stateful-rulegroup/WebTrafficRules"
     );
-    assert_eq!(doc.rule_groups[1].tags, vec![("Name".into(), "Web-Traffic-Rules".into())]);
+    assert_eq!(
+        doc.rule_groups[1].tags,
+        vec![("Name".into(), "Web-Traffic-Rules".into())]
+    );
     let p = seed();
     assert_eq!(p.rule_order, RuleOrder::StrictOrder);
     assert_eq!(p.defaults.drop, Some(DefaultAction::DropStrict));
-    assert_eq!(p.rules.iter().map(|r| r.sid).collect::<Vec<_>>(), [1, 2, 3, 10, 11]);
-    assert_eq!(p.groups.iter().map(|g| g.priority).collect::<Vec<_>>(), [100, 200]);
+    assert_eq!(
+        p.rules.iter().map(|r| r.sid).collect::<Vec<_>>(),
+        [1, 2, 3, 10, 11]
+    );
+    assert_eq!(
+        p.groups.iter().map(|g| g.priority).collect::<Vec<_>>(),
+        [100, 200]
+    );
 }
 
 #[test]
@@ -93,12 +102,19 @@ fn the_published_template_is_refused_for_its_rule_order_as_the_service_does() {
         "",
     );
     let e = aws_file::policy_from_aws_text(&half, Path::new("t.yaml")).unwrap_err();
-    assert!(e.to_string().starts_with("RuleGroup 'WebTrafficRules'.StatefulRuleOptions.RuleOrder: "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("RuleGroup 'WebTrafficRules'.StatefulRuleOptions.RuleOrder: "),
+        "{e}"
+    );
 }
 
 fn group(name: &str, kind: GroupType, body: serde_json::Value) -> NamedGroup {
     NamedGroup {
-        arn: format!("arn:aws:network-firewall:us-east-1:1:{}/{name}", kind.arn_resource()),
+        arn: format!(
+            "arn:aws:network-firewall:us-east-1:1:{}/{name}",
+            kind.arn_resource()
+        ),
         name: name.into(),
         kind,
         group: serde_json::from_value::<RuleGroupShape>(body).unwrap(),
@@ -116,25 +132,37 @@ fn base_policy() -> serde_json::Value {
 
 #[test]
 fn engine_options_and_variables_translate() {
-    let g = group("G", GroupType::Stateful, json!({
-        "RuleVariables": {"IPSets": {"SERVERS": {"Definition": ["198.18.0.2/32"]}},
-                          "PortSets": {"WEB": {"Definition": ["80", "8000:8100"]}}},
-        "RulesSource": {"RulesString": "pass tcp $HOME_NET any -> $SERVERS $WEB (msg:\"web\"; sid:5;)\n"}
-    }));
+    let g = group(
+        "G",
+        GroupType::Stateful,
+        json!({
+            "RuleVariables": {"IPSets": {"SERVERS": {"Definition": ["198.18.0.2/32"]}},
+                              "PortSets": {"WEB": {"Definition": ["80", "8000:8100"]}}},
+            "RulesSource": {"RulesString": "pass tcp $HOME_NET any -> $SERVERS $WEB (msg:\"web\"; sid:5;)\n"}
+        }),
+    );
     let mut v = base_policy();
     v["StatefulRuleGroupReferences"] = json!([{"ResourceArn": g.arn}]);
-    v["StatefulEngineOptions"] = json!({"StreamExceptionPolicy": "REJECT", "FlowTimeouts": {"TcpIdleTimeoutSeconds": 120}});
-    v["PolicyVariables"] = json!({"RuleVariables": {"HOME_NET": {"Definition": ["198.18.0.0/24"]}}});
-    let p = policy_json(v.clone(), &[g.clone()]).unwrap();
+    v["StatefulEngineOptions"] =
+        json!({"StreamExceptionPolicy": "REJECT", "FlowTimeouts": {"TcpIdleTimeoutSeconds": 120}});
+    v["PolicyVariables"] =
+        json!({"RuleVariables": {"HOME_NET": {"Definition": ["198.18.0.0/24"]}}});
+    let p = policy_json(v.clone(), std::slice::from_ref(&g)).unwrap();
     assert_eq!(p.stream_exception, StreamException::Reject);
     assert_eq!(p.tcp_idle_timeout_secs, Some(120));
     assert_eq!(p.stateless_fragment_default, StatelessAction::Drop);
     assert_eq!(decide(&p, tcp("198.18.0.1", "198.18.0.2", 8050)).sid, 5);
-    assert_eq!(decide(&p, tcp("198.18.3.1", "198.18.0.2", 8050)).sid, 0, "HOME_NET from the policy");
+    assert_eq!(
+        decide(&p, tcp("198.18.3.1", "198.18.0.2", 8050)).sid,
+        0,
+        "HOME_NET from the policy"
+    );
 
     // Without HOME_NET anywhere, the rule's variable is unknown, named with its group.
     v["PolicyVariables"] = json!(null);
-    let e = policy_json(v.clone(), &[g.clone()]).unwrap_err().to_string();
+    let e = policy_json(v.clone(), std::slice::from_ref(&g))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("RuleGroup 'G'") && e.contains("HOME_NET"), "{e}");
     v["PolicyVariables"] = json!({"RuleVariables": {"OTHER": {"Definition": ["1.1.1.1/32"]}}});
     let e = policy_json(v, &[g]).unwrap_err().to_string();
@@ -143,39 +171,67 @@ fn engine_options_and_variables_translate() {
 
 #[test]
 fn stateless_rules_run_by_group_then_rule_priority() {
-    let a = group("A", GroupType::Stateless, json!({"RulesSource": {"StatelessRulesAndCustomActions": {"StatelessRules": [
-        {"Priority": 10, "RuleDefinition": {"Actions": ["aws:drop"], "MatchAttributes": {
-            "Sources": [{"AddressDefinition": "198.18.0.1/32"}], "Protocols": [6],
-            "DestinationPorts": [{"FromPort": 22, "ToPort": 23}],
-            "TCPFlags": [{"Flags": ["SYN"], "Masks": ["SYN", "ACK"]}]}}},
-        {"Priority": 20, "RuleDefinition": {"Actions": ["aws:forward_to_sfe"], "MatchAttributes": {"Protocols": [6, 17]}}}
-    ]}}}));
-    let b = group("B", GroupType::Stateless, json!({"RulesSource": {"StatelessRulesAndCustomActions": {"StatelessRules": [
-        {"Priority": 1, "RuleDefinition": {"Actions": ["aws:pass"], "MatchAttributes": {}}}
-    ]}}}));
+    let a = group(
+        "A",
+        GroupType::Stateless,
+        json!({"RulesSource": {"StatelessRulesAndCustomActions": {"StatelessRules": [
+            {"Priority": 10, "RuleDefinition": {"Actions": ["aws:drop"], "MatchAttributes": {
+                "Sources": [{"AddressDefinition": "198.18.0.1/32"}], "Protocols": [6],
+                "DestinationPorts": [{"FromPort": 22, "ToPort": 23}],
+                "TCPFlags": [{"Flags": ["SYN"], "Masks": ["SYN", "ACK"]}]}}},
+            {"Priority": 20, "RuleDefinition": {"Actions": ["aws:forward_to_sfe"], "MatchAttributes": {"Protocols": [6, 17]}}}
+        ]}}}),
+    );
+    let b = group(
+        "B",
+        GroupType::Stateless,
+        json!({"RulesSource": {"StatelessRulesAndCustomActions": {"StatelessRules": [
+            {"Priority": 1, "RuleDefinition": {"Actions": ["aws:pass"], "MatchAttributes": {}}}
+        ]}}}),
+    );
     let mut v = base_policy();
-    v["StatelessRuleGroupReferences"] = json!([{"ResourceArn": b.arn, "Priority": 2}, {"ResourceArn": a.arn, "Priority": 1}]);
+    v["StatelessRuleGroupReferences"] =
+        json!([{"ResourceArn": b.arn, "Priority": 2}, {"ResourceArn": a.arn, "Priority": 1}]);
     let p = policy_json(v.clone(), &[a.clone(), b.clone()]).unwrap();
     let m = |dport, flags| PacketMeta {
-        proto: proto::TCP, src: ip("198.18.0.1"), dst: ip("198.18.0.2"), src_port: 1000,
-        dst_port: dport, tcp_flags: flags, fragment: Fragment::None, ..PacketMeta::default()
+        proto: proto::TCP,
+        src: ip("198.18.0.1"),
+        dst: ip("198.18.0.2"),
+        src_port: 1000,
+        dst_port: dport,
+        tcp_flags: flags,
+        fragment: Fragment::None,
+        ..PacketMeta::default()
     };
     let compiled = CompiledPolicy::compile(&p, 1);
     for (meta, want) in [
         (m(22, tcp_flags::SYN), StatelessAction::Drop),
-        (m(22, tcp_flags::SYN | tcp_flags::ACK), StatelessAction::ForwardToSfe),
+        (
+            m(22, tcp_flags::SYN | tcp_flags::ACK),
+            StatelessAction::ForwardToSfe,
+        ),
         (m(80, tcp_flags::SYN), StatelessAction::ForwardToSfe),
     ] {
         assert_eq!(compiled.stateless(&meta), want);
         assert_eq!(reference::stateless(&p, &meta), want);
     }
-    let icmp = PacketMeta { proto: proto::ICMP, ..m(0, 0) };
-    assert_eq!(compiled.stateless(&icmp), StatelessAction::Pass, "group B (priority 2)");
+    let icmp = PacketMeta {
+        proto: proto::ICMP,
+        ..m(0, 0)
+    };
+    assert_eq!(
+        compiled.stateless(&icmp),
+        StatelessAction::Pass,
+        "group B (priority 2)"
+    );
 
     assert_eq!(aws::consumed_capacity(&a.group), 1 + 2);
     v["StatelessRuleGroupReferences"][0]["Priority"] = json!(1);
     let e = policy_json(v, &[a, b]).unwrap_err().to_string();
-    assert_eq!(e, "FirewallPolicy.StatelessRuleGroupReferences[1].Priority: priority 1 is used twice");
+    assert_eq!(
+        e,
+        "FirewallPolicy.StatelessRuleGroupReferences[1].Priority: priority 1 is used twice"
+    );
 }
 
 #[test]
@@ -194,17 +250,27 @@ fn what_l3_l4_cannot_do_is_refused_by_member() {
     ];
     for (body, want) in cases {
         let g: RuleGroupShape = serde_json::from_value(body).unwrap();
-        let e = aws::validate_rule_group("RuleGroup", GroupType::Stateful, &g).unwrap_err().to_string();
+        let e = aws::validate_rule_group("RuleGroup", GroupType::Stateful, &g)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(want), "{e}\n  wanted {want}");
     }
     let mut v = base_policy();
     v["TLSInspectionConfigurationArn"] = json!("arn:aws:network-firewall:x:tls-configuration/t");
     let e = policy_json(v, &[]).unwrap_err().to_string();
-    assert!(e.starts_with("FirewallPolicy.TLSInspectionConfigurationArn: TLS inspection is not supported"), "{e}");
+    assert!(
+        e.starts_with(
+            "FirewallPolicy.TLSInspectionConfigurationArn: TLS inspection is not supported"
+        ),
+        "{e}"
+    );
     let mut v = base_policy();
     v["StatelessDefaultActions"] = json!(["aws:pass", "MyMetric"]);
     let e = policy_json(v, &[]).unwrap_err().to_string();
-    assert!(e.starts_with("FirewallPolicy.StatelessDefaultActions: custom action 'MyMetric'"), "{e}");
+    assert!(
+        e.starts_with("FirewallPolicy.StatelessDefaultActions: custom action 'MyMetric'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -222,9 +288,15 @@ fn api_shape_json_files_load_too() {
     assert_eq!(decide(&p, tcp("198.18.0.1", "198.18.0.2", 23)).sid, 23);
     // Capacity is checked.
     let small = text.replace("\"Capacity\":10", "\"Capacity\":0");
-    let e = aws_file::policy_from_aws_text(&small, Path::new("p.json")).unwrap_err().to_string();
-    assert!(e.contains("consume capacity 1, more than its Capacity 0"), "{e}");
-    let e = aws_file::policy_from_aws_text("{\"FirewallPolicy\": ", Path::new("p.json")).unwrap_err();
+    let e = aws_file::policy_from_aws_text(&small, Path::new("p.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("consume capacity 1, more than its Capacity 0"),
+        "{e}"
+    );
+    let e =
+        aws_file::policy_from_aws_text("{\"FirewallPolicy\": ", Path::new("p.json")).unwrap_err();
     assert!(e.to_string().starts_with("p.json:1: JSON: "), "{e}");
 }
 
@@ -258,6 +330,11 @@ Resources:
     assert_eq!(doc.rule_groups[0].name, "lab-rules");
     assert_eq!(doc.to_policy(Path::new("t.yaml")).unwrap().rules.len(), 1);
     let bad = t.replace("!GetAtt G.RuleGroupArn", "!Ref MissingGroup");
-    let e = aws_file::read_document(&bad, Path::new("t.yaml")).unwrap_err().to_string();
-    assert!(e.contains("Ref 'MissingGroup': not a rule group, firewall policy or parameter"), "{e}");
+    let e = aws_file::read_document(&bad, Path::new("t.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Ref 'MissingGroup': not a rule group, firewall policy or parameter"),
+        "{e}"
+    );
 }

@@ -117,6 +117,6 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod aws_tests;
+#[cfg(test)]
+mod tests;

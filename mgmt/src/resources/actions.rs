@@ -67,7 +67,11 @@ const DEFAULT_PAGE: usize = 100;
 fn error(kind: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         kind,
-        status: if kind == "InternalServerError" { 500 } else { 400 },
+        status: if kind == "InternalServerError" {
+            500
+        } else {
+            400
+        },
         message: message.into(),
     }
 }
@@ -127,7 +131,11 @@ fn merge_tag(tags: &mut Tags, k: &str, v: &str) {
 }
 
 /// One page of `items`; `NextToken` is the offset of the next item.
-fn page(body: &Value, items: Vec<Value>, max_default: usize) -> Result<(Vec<Value>, Option<String>), ApiError> {
+fn page(
+    body: &Value,
+    items: Vec<Value>,
+    max_default: usize,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
     let max = match body.get("MaxResults").and_then(Value::as_u64) {
         Some(0) | None => max_default,
         Some(n) => usize::try_from(n).unwrap_or(max_default),
@@ -181,7 +189,12 @@ pub fn dispatch(
         "ListRuleGroups" => ctx.list_groups(body)?,
         "DescribeLoggingConfiguration" => ctx.describe_logging(body)?,
         "ListTagsForResource" => ctx.list_tags(body)?,
-        other => return Err(error("UnknownOperationException", format!("unknown operation '{other}'"))),
+        other => {
+            return Err(error(
+                "UnknownOperationException",
+                format!("unknown operation '{other}'"),
+            ))
+        }
     };
     Ok((v, None))
 }
@@ -230,12 +243,18 @@ impl Ctx<'_> {
         }
         if let Some(a) = arn {
             if a != id.firewall_arn {
-                return Err(not_found(format!("firewall '{a}' not found: this appliance is '{}'", id.firewall_arn)));
+                return Err(not_found(format!(
+                    "firewall '{a}' not found: this appliance is '{}'",
+                    id.firewall_arn
+                )));
             }
         }
         if let Some(n) = name {
             if n != id.firewall_name {
-                return Err(not_found(format!("firewall '{n}' not found: this appliance is '{}'", id.firewall_name)));
+                return Err(not_found(format!(
+                    "firewall '{n}' not found: this appliance is '{}'",
+                    id.firewall_name
+                )));
             }
         }
         Ok(())
@@ -250,7 +269,13 @@ impl Ctx<'_> {
     }
 
     fn vpc_id(s: &State) -> String {
-        let hex: String = s.firewall.id.chars().filter(char::is_ascii_hexdigit).take(17).collect();
+        let hex: String = s
+            .firewall
+            .id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(17)
+            .collect();
         format!("vpc-{hex}")
     }
 
@@ -279,7 +304,12 @@ impl Ctx<'_> {
 
     fn firewall_status(&self, s: &State) -> Value {
         let mut config = Map::new();
-        match s.firewall.policy_arn.as_ref().and_then(|a| s.policies.get(a)) {
+        match s
+            .firewall
+            .policy_arn
+            .as_ref()
+            .and_then(|a| s.policies.get(a))
+        {
             Some(p) => {
                 config.insert(
                     p.name.clone(),
@@ -294,7 +324,11 @@ impl Ctx<'_> {
             }
             None => {
                 let name = format!("{}-file", self.mgr.id.firewall_name);
-                let status = if self.mgr.applied_complete() { "IN_SYNC" } else { "PENDING" };
+                let status = if self.mgr.applied_complete() {
+                    "IN_SYNC"
+                } else {
+                    "PENDING"
+                };
                 config.insert(name, json!({"SyncStatus": status}));
             }
         }
@@ -377,7 +411,8 @@ impl Ctx<'_> {
                 id.policy_file.display()
             )));
         }
-        compile_policy(&s, &p.body).map_err(|e| invalid(format!("firewall policy '{}' cannot run: {e}", p.name)))?;
+        compile_policy(&s, &p.body)
+            .map_err(|e| invalid(format!("firewall policy '{}' cannot run: {e}", p.name)))?;
         let mut next = s.clone();
         next.firewall.policy_arn = Some(arn.to_string());
         next.firewall.update_token = store::new_id();
@@ -396,7 +431,12 @@ impl Ctx<'_> {
         let path = {
             let store = self.mgr.lock();
             let s = store.state();
-            let Some(p) = s.firewall.policy_arn.as_ref().and_then(|a| s.policies.get(a)) else {
+            let Some(p) = s
+                .firewall
+                .policy_arn
+                .as_ref()
+                .and_then(|a| s.policies.get(a))
+            else {
                 return Ok(());
             };
             self.mgr.write_effective(&store, p).map_err(internal)?
@@ -412,7 +452,8 @@ impl Ctx<'_> {
 
     /// Whether `policy_arn` is the policy this firewall runs from the store.
     fn runs(&self, s: &State, policy_arn: &str) -> bool {
-        self.mgr.id.source == PolicySource::Api && s.firewall.policy_arn.as_deref() == Some(policy_arn)
+        self.mgr.id.source == PolicySource::Api
+            && s.firewall.policy_arn.as_deref() == Some(policy_arn)
     }
 
     // ---- firewall policies -----------------------------------------------------------
@@ -421,7 +462,11 @@ impl Ctx<'_> {
         let arn = str_of(body, "FirewallPolicyArn");
         let name = str_of(body, "FirewallPolicyName");
         let found = match (arn, name) {
-            (None, None) => return Err(invalid("FirewallPolicyArn or FirewallPolicyName is required")),
+            (None, None) => {
+                return Err(invalid(
+                    "FirewallPolicyArn or FirewallPolicyName is required",
+                ))
+            }
             (Some(a), _) => s.policies.get(a),
             (None, Some(n)) => s.policies.values().find(|p| p.name == n),
         };
@@ -438,7 +483,9 @@ impl Ctx<'_> {
         })?;
         if let (Some(n), Some(_)) = (name, arn) {
             if p.name != n {
-                return Err(invalid(format!("FirewallPolicyName '{n}' does not match FirewallPolicyArn")));
+                return Err(invalid(format!(
+                    "FirewallPolicyName '{n}' does not match FirewallPolicyArn"
+                )));
             }
         }
         Ok(p)
@@ -498,7 +545,13 @@ impl Ctx<'_> {
             ("StatelessRuleGroupReferences", "STATELESS"),
             ("StatefulRuleGroupReferences", "STATEFUL"),
         ] {
-            for (i, r) in body.get(member).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (i, r) in body
+                .get(member)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let arn = str_of(r, "ResourceArn").unwrap_or_default();
                 match s.rule_groups.get(arn) {
                     Some(g) if g.kind == kind => {}
@@ -524,7 +577,9 @@ impl Ctx<'_> {
         let name = str_of(body, "FirewallPolicyName").unwrap_or_default();
         let arn = self.mgr.id.policy_arn(name);
         if s.policies.contains_key(&arn) {
-            return Err(invalid(format!("a firewall policy named '{name}' already exists")));
+            return Err(invalid(format!(
+                "a firewall policy named '{name}' already exists"
+            )));
         }
         let policy = body.get("FirewallPolicy").cloned().unwrap_or(Value::Null);
         Self::check_references(&s, &policy)?;
@@ -607,17 +662,25 @@ impl Ctx<'_> {
             [g] => {
                 if let Some(k) = kind {
                     if g.kind != k {
-                        return Err(invalid(format!("Type: rule group '{}' is {}, not {k}", g.name, g.kind)));
+                        return Err(invalid(format!(
+                            "Type: rule group '{}' is {}, not {k}",
+                            g.name, g.kind
+                        )));
                     }
                 }
                 if let (Some(n), Some(_)) = (name, arn) {
                     if g.name != n {
-                        return Err(invalid(format!("RuleGroupName '{n}' does not match RuleGroupArn")));
+                        return Err(invalid(format!(
+                            "RuleGroupName '{n}' does not match RuleGroupArn"
+                        )));
                     }
                 }
                 Ok(g)
             }
-            [] => Err(not_found(format!("no rule group '{}'", arn.or(name).unwrap_or_default()))),
+            [] => Err(not_found(format!(
+                "no rule group '{}'",
+                arn.or(name).unwrap_or_default()
+            ))),
             _ => Err(invalid(format!(
                 "RuleGroupName '{}' names a STATEFUL and a STATELESS rule group: give Type",
                 name.unwrap_or_default()
@@ -651,10 +714,16 @@ impl Ctx<'_> {
     }
 
     /// The `RuleGroup` body of a create/update: `RuleGroup`, or `Rules` (Suricata text).
-    fn group_body(body: &Value, kind: GroupType, required: bool) -> Result<Option<Value>, ApiError> {
+    fn group_body(
+        body: &Value,
+        kind: GroupType,
+        required: bool,
+    ) -> Result<Option<Value>, ApiError> {
         for member in ["FirewallRuleGroup", "IpsRuleGroup"] {
             if body.get(member).is_some_and(|v| !v.is_null()) {
-                return Err(invalid(format!("{member}: not supported; give RuleGroup or Rules")));
+                return Err(invalid(format!(
+                    "{member}: not supported; give RuleGroup or Rules"
+                )));
             }
         }
         match (body.get("RuleGroup"), str_of(body, "Rules")) {
@@ -672,10 +741,16 @@ impl Ctx<'_> {
     }
 
     /// Validates a rule group body; returns its consumed capacity.
-    fn check_group(name: &str, kind: GroupType, capacity: u64, body: &Value) -> Result<u64, ApiError> {
+    fn check_group(
+        name: &str,
+        kind: GroupType,
+        capacity: u64,
+        body: &Value,
+    ) -> Result<u64, ApiError> {
         let shape: RuleGroupShape =
             serde_json::from_value(body.clone()).map_err(|e| invalid(format!("RuleGroup: {e}")))?;
-        let used = awsp::validate_rule_group("RuleGroup", kind, &shape).map_err(|e| invalid(e.to_string()))?;
+        let used = awsp::validate_rule_group("RuleGroup", kind, &shape)
+            .map_err(|e| invalid(e.to_string()))?;
         if used > capacity {
             return Err(invalid(format!(
                 "RuleGroup: the rules of '{name}' consume capacity {used}, more than its Capacity {capacity}"
@@ -699,12 +774,17 @@ impl Ctx<'_> {
         };
         let capacity = body.get("Capacity").and_then(Value::as_i64).unwrap_or(0);
         if !(1..=MAX_GROUP_CAPACITY).contains(&capacity) {
-            return Err(invalid(format!("Capacity: {capacity} is outside 1..={MAX_GROUP_CAPACITY}")));
+            return Err(invalid(format!(
+                "Capacity: {capacity} is outside 1..={MAX_GROUP_CAPACITY}"
+            )));
         }
         let capacity = capacity as u64;
         let arn = self.mgr.id.group_arn(kind, name);
         if s.rule_groups.contains_key(&arn) {
-            return Err(invalid(format!("a {} rule group named '{name}' already exists", kind.as_str())));
+            return Err(invalid(format!(
+                "a {} rule group named '{name}' already exists",
+                kind.as_str()
+            )));
         }
         let group = Self::group_body(body, kind, true)?.unwrap_or(Value::Null);
         let used = Self::check_group(name, kind, capacity, &group)?;
@@ -769,7 +849,10 @@ impl Ctx<'_> {
             .filter(|p| referenced_arns(&p.body).contains(&rec.arn));
         if let Some(p) = &running {
             compile_policy(&next, &p.body).map_err(|e| {
-                invalid(format!("the running firewall policy '{}' would not compile with this rule group: {e}", p.name))
+                invalid(format!(
+                    "the running firewall policy '{}' would not compile with this rule group: {e}",
+                    p.name
+                ))
             })?;
         }
         if body.get("DryRun") != Some(&Value::Bool(true)) {
@@ -788,9 +871,16 @@ impl Ctx<'_> {
         let s = self.state();
         let g = self.find_group(&s, body)?.clone();
         if g.from_file {
-            return Err(invalid_op(format!("rule group '{}' comes from the policy file", g.name)));
+            return Err(invalid_op(format!(
+                "rule group '{}' comes from the policy file",
+                g.name
+            )));
         }
-        if let Some(p) = s.policies.values().find(|p| referenced_arns(&p.body).contains(&g.arn)) {
+        if let Some(p) = s
+            .policies
+            .values()
+            .find(|p| referenced_arns(&p.body).contains(&g.arn))
+        {
             return Err(invalid_op(format!(
                 "rule group '{}' is in use by firewall policy '{}'; remove the reference first",
                 g.name, p.name
@@ -835,7 +925,8 @@ impl Ctx<'_> {
 
     fn list_groups(&self, body: &Value) -> Result<Value, ApiError> {
         let s = self.state();
-        let managed = str_of(body, "Scope") == Some("MANAGED") || body.get("ManagedType").is_some_and(|v| !v.is_null());
+        let managed = str_of(body, "Scope") == Some("MANAGED")
+            || body.get("ManagedType").is_some_and(|v| !v.is_null());
         let kind = str_of(body, "Type");
         let items = if managed {
             Vec::new()
@@ -867,7 +958,12 @@ impl Ctx<'_> {
         let s = self.state();
         let by_type = |v: &Value| -> Result<BTreeMap<String, Value>, ApiError> {
             let mut m = BTreeMap::new();
-            for c in v.get("LogDestinationConfigs").and_then(Value::as_array).into_iter().flatten() {
+            for c in v
+                .get("LogDestinationConfigs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let t = str_of(c, "LogType").unwrap_or_default().to_string();
                 if m.insert(t.clone(), c.clone()).is_some() {
                     return Err(invalid(format!(

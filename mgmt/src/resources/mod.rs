@@ -149,13 +149,16 @@ pub fn compile_policy(state: &State, body: &Value) -> Result<Policy, String> {
 
 /// The ARNs a policy body references (stateless, then stateful).
 pub fn referenced_arns(body: &Value) -> Vec<String> {
-    ["StatelessRuleGroupReferences", "StatefulRuleGroupReferences"]
-        .iter()
-        .filter_map(|m| body.get(m).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|r| r.get("ResourceArn").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect()
+    [
+        "StatelessRuleGroupReferences",
+        "StatefulRuleGroupReferences",
+    ]
+    .iter()
+    .filter_map(|m| body.get(m).and_then(Value::as_array))
+    .flatten()
+    .filter_map(|r| r.get("ResourceArn").and_then(Value::as_str))
+    .map(str::to_string)
+    .collect()
 }
 
 /// The store's rule groups a policy body references (those that exist).
@@ -192,14 +195,16 @@ impl ResourceManager {
         let mut store = Store::open(&cfg.appliance.state_dir).map_err(|e| e.to_string())?;
         let file = &cfg.policy.file;
         if aws_file::is_aws_file(file) {
-            let seed = id.source == PolicySource::Api && store.state().firewall.policy_arn.is_none();
+            let seed =
+                id.source == PolicySource::Api && store.state().firewall.policy_arn.is_none();
             if id.source == PolicySource::File || seed {
                 match std::fs::read_to_string(file)
                     .map_err(|e| format!("{}: {e}", file.display()))
                     .and_then(|t| aws_file::read_document(&t, file).map_err(|e| e.to_string()))
                 {
                     Ok(doc) => {
-                        let next = import(&id, store.state(), &doc, id.source == PolicySource::File);
+                        let next =
+                            import(&id, store.state(), &doc, id.source == PolicySource::File);
                         store.commit(next).map_err(|e| e.to_string())?;
                     }
                     // The policy manager reports the file's error (and may fall back on the
@@ -270,7 +275,10 @@ impl ResourceManager {
     /// A reload (start-up, API, SIGHUP, or an action's swap) finished: `in_force` says
     /// whether the policy on disk now runs on every worker.
     pub fn after_reload(&self, in_force: bool) {
-        if in_force && self.id.source == PolicySource::File && aws_file::is_aws_file(&self.id.policy_file) {
+        if in_force
+            && self.id.source == PolicySource::File
+            && aws_file::is_aws_file(&self.id.policy_file)
+        {
             // The file owns its resources: mirror what now runs.
             let file = &self.id.policy_file;
             let doc = std::fs::read_to_string(file)
@@ -334,7 +342,9 @@ fn import(id: &Identity, state: &State, doc: &AwsDocument, from_file: bool) -> S
                 description: g.description.clone(),
                 tags: g.tags.clone(),
                 body: g.body.clone(),
-                last_modified: prev.filter(|p| p.body == g.body).map_or(now, |p| p.last_modified),
+                last_modified: prev
+                    .filter(|p| p.body == g.body)
+                    .map_or(now, |p| p.last_modified),
                 from_file,
             },
         );
@@ -354,7 +364,9 @@ fn import(id: &Identity, state: &State, doc: &AwsDocument, from_file: bool) -> S
                 },
                 description: doc.policy.description.clone(),
                 tags: doc.policy.tags.clone(),
-                last_modified: prev.filter(|p| p.body == body).map_or(now, |p| p.last_modified),
+                last_modified: prev
+                    .filter(|p| p.body == body)
+                    .map_or(now, |p| p.last_modified),
                 body,
                 from_file,
             },
@@ -369,7 +381,10 @@ fn import(id: &Identity, state: &State, doc: &AwsDocument, from_file: bool) -> S
 
 /// Replaces references to `from` with `to` in a policy body.
 fn rewrite_reference(body: &mut Value, from: &str, to: &str) {
-    for member in ["StatelessRuleGroupReferences", "StatefulRuleGroupReferences"] {
+    for member in [
+        "StatelessRuleGroupReferences",
+        "StatefulRuleGroupReferences",
+    ] {
         if let Some(list) = body.get_mut(member).and_then(Value::as_array_mut) {
             for r in list {
                 if r.get("ResourceArn").and_then(Value::as_str) == Some(from) {

@@ -167,7 +167,11 @@ impl ServiceModel {
                 self.size(s, m.len(), &at, "entries")?;
                 for (k, value) in m {
                     if let Some(kr) = &s.key {
-                        self.validate(&kr.shape, &Value::from(k.as_str()), &format!("{path} key '{k}'"))?;
+                        self.validate(
+                            &kr.shape,
+                            &Value::from(k.as_str()),
+                            &format!("{path} key '{k}'"),
+                        )?;
                     }
                     if let Some(vr) = &s.value {
                         self.validate(&vr.shape, value, &join(k))?;
@@ -204,7 +208,9 @@ impl ServiceModel {
                 let Some(n) = v.as_i64() else {
                     return Err(Invalid::Type(at("expected an integer")));
                 };
-                if s.min.is_some_and(|min| (n as f64) < min) || s.max.is_some_and(|max| (n as f64) > max) {
+                if s.min.is_some_and(|min| (n as f64) < min)
+                    || s.max.is_some_and(|max| (n as f64) > max)
+                {
                     return Err(Invalid::Constraint(at(&format!(
                         "{n} is outside {}..={}",
                         s.min.map_or("-".into(), |x| x.to_string()),
@@ -264,7 +270,10 @@ mod tests {
         for op in crate::resources::actions::ACTIONS {
             assert!(m.has_operation(op), "{op} missing from the embedded model");
         }
-        assert!(m.patterns.values().all(Option::is_some), "every pattern compiles");
+        assert!(
+            m.patterns.values().all(Option::is_some),
+            "every pattern compiles"
+        );
     }
 
     #[test]
@@ -275,7 +284,9 @@ mod tests {
             "FirewallPolicy": {"StatelessDefaultActions": ["aws:pass"],
               "StatelessFragmentDefaultActions": ["aws:pass"],
               "StatefulEngineOptions": {"StreamExceptionPolicy": "RESET"}}});
-        let e = m.validate_input("UpdateFirewallPolicy", &bad_enum).unwrap_err();
+        let e = m
+            .validate_input("UpdateFirewallPolicy", &bad_enum)
+            .unwrap_err();
         assert_eq!(
             e,
             Invalid::Constraint("FirewallPolicy.StatefulEngineOptions.StreamExceptionPolicy: 'RESET' is not one of DROP, CONTINUE, REJECT".into())
@@ -286,17 +297,23 @@ mod tests {
             Invalid::Constraint("Capacity: missing required parameter".into())
         );
         let bad_name = json!({"RuleGroupName": "bad name", "Type": "STATEFUL", "Capacity": 10});
-        assert!(matches!(m.validate_input("CreateRuleGroup", &bad_name), Err(Invalid::Constraint(e)) if e.starts_with("RuleGroupName: 'bad name' does not match")));
+        assert!(
+            matches!(m.validate_input("CreateRuleGroup", &bad_name), Err(Invalid::Constraint(e)) if e.starts_with("RuleGroupName: 'bad name' does not match"))
+        );
         let wrong_type = json!({"RuleGroupName": "x", "Type": "STATEFUL", "Capacity": "10"});
         assert_eq!(
-            m.validate_input("CreateRuleGroup", &wrong_type).unwrap_err(),
+            m.validate_input("CreateRuleGroup", &wrong_type)
+                .unwrap_err(),
             Invalid::Type("Capacity: expected an integer".into())
         );
         let prio = json!({"FirewallPolicyName": "p", "FirewallPolicy": {"StatelessDefaultActions": [],
             "StatelessFragmentDefaultActions": [], "StatefulRuleGroupReferences": [{"ResourceArn": "arn:aws:x", "Priority": 0}]}});
         assert_eq!(
             m.validate_input("CreateFirewallPolicy", &prio).unwrap_err(),
-            Invalid::Constraint("FirewallPolicy.StatefulRuleGroupReferences[0].Priority: 0 is outside 1..=65535".into())
+            Invalid::Constraint(
+                "FirewallPolicy.StatefulRuleGroupReferences[0].Priority: 0 is outside 1..=65535"
+                    .into()
+            )
         );
     }
 }

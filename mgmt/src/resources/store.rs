@@ -125,11 +125,10 @@ impl Store {
         let path = dir.join(FILE);
         let state = match std::fs::read(&path) {
             Ok(bytes) => {
-                let s: State =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                        path: path.clone(),
-                        why: e.to_string(),
-                    })?;
+                let s: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
                 if s.version != VERSION {
                     return Err(StoreError::Corrupt {
                         path,
@@ -203,7 +202,10 @@ mod tests {
         s.commit(next).unwrap();
         let again = Store::open(&dir).unwrap();
         assert_eq!(again.state().firewall.id, id);
-        assert_eq!(again.state().firewall.tags, vec![("Name".into(), "lab".into())]);
+        assert_eq!(
+            again.state().firewall.tags,
+            vec![("Name".into(), "lab".into())]
+        );
         assert!(!dir.join("resources/resources.json.tmp").exists());
 
         // A write that cannot happen (the directory is now a file) leaves memory as it was.
