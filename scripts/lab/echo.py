@@ -6,6 +6,7 @@ connection busy and reports precisely how it ended (reset, closed, timeout).
   echo.py client HOST PORT [--interval S] [--status FILE]   # runs until the connection ends
   echo.py probe HOST PORT [--timeout S]                      # exit 0 if a new connection echoes
 """
+import os
 import socket
 import sys
 import threading
@@ -44,9 +45,13 @@ def server(ports):
 
 
 def status(path, text):
+    """Replaces the status file atomically (temporary file, then rename): a reader never
+    sees it empty or half-written."""
     if path:
-        with open(path, "w") as f:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
             f.write(text + "\n")
+        os.replace(tmp, path)
     print(text, flush=True)
 
 
