@@ -43,6 +43,7 @@ SERVER_IP4=$SERVER_IP4
 CLIENT_IP6=$CLIENT_IP6
 SERVER_IP6=$SERVER_IP6
 FLOWGATE_API=http://$API_ADDR
+FLOWGATE_CONSOLE=http://$API_ADDR/console/
 FLOWGATE_METRICS=http://$METRICS_ADDR/metrics
 FLOWGATE_LOG_DIR=$LAB_DIR/log
 FLOWGATE_CONFIG=$CONFIG
@@ -117,6 +118,7 @@ ns_side() { # ns_side NS INNER OUTER IP4 IP6
 up() {
     [ "$(id -u)" -eq 0 ] || die "the lab needs root (namespaces, veth, DPDK)"
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
+    "$FG_ROOT/scripts/build-console.sh" --no-test >&2
     build_release
     down
     rm -rf "$RUN_CONFIG_DIR"
@@ -126,7 +128,13 @@ up() {
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
     start_flowgate
+    console_banner
     lab_env
+}
+
+# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+console_banner() {
+    log "web console: http://$API_ADDR/console/  (access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }

@@ -59,7 +59,7 @@ interface NativePolicy {
   rule_order?: string;
   tcp_idle_timeout_seconds?: number | null;
   stateless_default?: string;
-  rules?: Rule[];
+  stateful_rules?: Rule[];
   rule_groups?: { name: string; priority?: number; rules: number }[];
   last_reload_error: string | null;
 }
@@ -78,7 +78,7 @@ export async function loadPolicy(s: Session): Promise<Policy> {
     ruleOrder: (p.rule_order ?? fromSummary(p.summary, "rule_order")).toUpperCase(),
     tcpIdleTimeoutSeconds: p.tcp_idle_timeout_seconds ?? null,
     statelessDefault: p.stateless_default ?? "",
-    rules: p.rules ?? [],
+    rules: p.stateful_rules ?? [],
     groups: (p.rule_groups ?? []).map((g) => ({ name: g.name, priority: g.priority, rules: g.rules })),
     lastReloadError: p.last_reload_error,
   };

@@ -145,7 +145,7 @@ export function OperationFormPage({ session, config, firewall, kind, from }: Pag
                   );
                 })}
               </div>
-              <fieldset class="protocols" {...inv(`filters.${i}.protocols`)}>
+              <fieldset class="protocols" aria-describedby={err(`filters.${i}.protocols`) ? `filters-${i}-protocols-error` : undefined}>
                 <legend>Protocols <span class="muted">(none = any)</span></legend>
                 {PROTOCOLS.map((p) => (
                   <label class="check" key={p.number}>
