@@ -41,7 +41,7 @@ export function saveSession(s: Session): void {
 }
 
 export function clearSession(): void {
-  sessionStorage.removeItem(SESSION_KEY);
+  sessionStorage.clear();
 }
 
 /** Called when the API refuses the signature: the console signs the user out. */

@@ -23,7 +23,7 @@ export function Chart({ title, t, lines, unit }: { title: string; t: number[]; l
       axes: [{ stroke: "#5f6b7a", grid: { stroke: "#e9ebed" } }, { stroke: "#5f6b7a", grid: { stroke: "#e9ebed" }, size: 60 }],
       series: [{}, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, points: { show: false } }))],
     };
-    plot.current = new uPlot(opts, [t, ...lines.map((l) => l.values)], el);
+    plot.current = new uPlot(opts, data(t, lines), el);
     const ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height: 180 }));
     ro.observe(el);
     return () => {
@@ -34,16 +34,21 @@ export function Chart({ title, t, lines, unit }: { title: string; t: number[]; l
   }, [lines.length]);
 
   useEffect(() => {
-    plot.current?.setData([t, ...lines.map((l) => l.values)]);
+    plot.current?.setData(data(t, lines));
   });
 
   const latest = lines.map((l) => `${l.label} ${fmt(l.values[l.values.length - 1])}`).join(", ");
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
-      <div ref={box} class="chart-box" role="img" aria-label={`${title} over the last minutes; latest: ${latest || "no data yet"} ${unit}`} />
+      <div ref={box} class="chart-box" data-points={t.length} role="img" aria-label={`${title} over the last minutes; latest: ${latest || "no data yet"} ${unit}`} />
     </figure>
   );
+}
+
+/** Copies: uPlot keeps what it is given, and the recorder keeps appending to its arrays. */
+function data(t: number[], lines: Line[]): uPlot.AlignedData {
+  return [t.slice(), ...lines.map((l) => l.values.slice())];
 }
 
 function fmt(v: number | undefined): string {

@@ -94,7 +94,7 @@ function isUnknownAction(e: unknown): boolean {
   return e instanceof ApiError && (e.type === "UnknownOperationException" || e.type === "InvalidActionException");
 }
 
-/** The firewall; `arnHint` is the ARN learnt before (needed by DescribeFirewall). */
+/** The firewall: DescribeFirewall (and DescribeFirewallPolicy) where the appliance has them, over the native facts. */
 export async function loadFirewall(s: Session): Promise<Firewall> {
   const [stats, policy] = await Promise.all([native<Stats>(s, "GET", "/v1/stats"), loadPolicy(s)]);
   const base: Firewall = {
@@ -112,13 +112,18 @@ export async function loadFirewall(s: Session): Promise<Firewall> {
     lastReloadError: policy.lastReloadError,
     source: "native",
   };
+  // An appliance without DescribeFirewall answers UnknownOperationException: ask once per session.
+  if (sessionStorage.getItem(NO_DESCRIBE) === "1") return base;
   try {
     return await describeFirewall(s, base);
   } catch (e) {
-    if (isUnknownAction(e)) return base;
-    throw e;
+    if (!isUnknownAction(e)) throw e;
+    sessionStorage.setItem(NO_DESCRIBE, "1");
+    return base;
   }
 }
+
+const NO_DESCRIBE = "flowgate.console.noDescribeFirewall";
 
 interface DescribeFirewallOut {
   Firewall?: { FirewallName?: string; FirewallArn?: string; FirewallPolicyArn?: string };
