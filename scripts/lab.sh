@@ -4,6 +4,7 @@
 #
 #   scripts/lab.sh          the demo: up, real traffic, metrics, capture and flush, down
 #   scripts/lab.sh up       build, create namespaces and links, start flowgate, print KEY=VALUE env
+#                           (and, on stderr, the web console URL and sign-in keys)
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
 #   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
 #   scripts/lab.sh env      print the lab's KEY=VALUE environment
@@ -43,7 +44,6 @@ SERVER_IP4=$SERVER_IP4
 CLIENT_IP6=$CLIENT_IP6
 SERVER_IP6=$SERVER_IP6
 FLOWGATE_API=http://$API_ADDR
-FLOWGATE_CONSOLE=http://$API_ADDR/console/
 FLOWGATE_METRICS=http://$METRICS_ADDR/metrics
 FLOWGATE_LOG_DIR=$LAB_DIR/log
 FLOWGATE_CONFIG=$CONFIG
@@ -134,7 +134,9 @@ up() {
 
 # The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
 console_banner() {
-    log "web console: http://$API_ADDR/console/  (access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
+    local api
+    api="$(lab_env | sed -n 's/^FLOWGATE_API=//p')"
+    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }

@@ -35,8 +35,9 @@ const log = (s) => {
   step = s;
   console.log(`console-e2e: ${s}`);
 };
+class StepFailed extends Error {}
 const fail = (why) => {
-  throw new Error(`${step}: ${why}`);
+  throw new StepFailed(`${step}: ${why}`);
 };
 
 /** Polls `f` until it returns a truthy value or the deadline passes. */
@@ -48,6 +49,7 @@ async function until(what, f, timeout = STEP_TIMEOUT) {
       last = await f();
       if (last) return last;
     } catch (e) {
+      if (e instanceof StepFailed) throw e;
       last = e;
     }
     await new Promise((r) => setTimeout(r, 200));
