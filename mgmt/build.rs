@@ -15,7 +15,10 @@ fn main() {
         );
         // Watch for dist/ to appear without scanning node_modules: the directory's own
         // entries change when the build creates it.
-        println!("cargo:rerun-if-changed={}", console.join("package.json").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            console.join("package.json").display()
+        );
         println!("cargo:rerun-if-changed={}", console.display());
     }
 }

@@ -71,7 +71,8 @@ fn text(status: u16, body: &str) -> Response {
 /// Answers a request for a console path (see [`owns`]).
 pub fn handle(req: &Request, settings: &ConsoleSettings) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
-        return text(405, "the console's files are read with GET\n").with_header("Allow", "GET, HEAD");
+        return text(405, "the console's files are read with GET\n")
+            .with_header("Allow", "GET, HEAD");
     }
     if req.path == "/console" {
         return secured(Response::new(308))
@@ -107,7 +108,8 @@ pub fn handle(req: &Request, settings: &ConsoleSettings) -> Response {
                 file.data.into_owned(),
             ))
         };
-        r.with_header("ETag", etag).with_header("Cache-Control", cache)
+        r.with_header("ETag", etag)
+            .with_header("Cache-Control", cache)
     } else if name == "index.html" {
         text(
             503,
@@ -168,7 +170,13 @@ mod tests {
 
     #[test]
     fn every_response_has_the_csp() {
-        for p in ["/console", "/console/", "/console/config.json", "/console/nope", "/console/../x"] {
+        for p in [
+            "/console",
+            "/console/",
+            "/console/config.json",
+            "/console/nope",
+            "/console/../x",
+        ] {
             let r = get(p, &[]);
             assert_eq!(r.header("content-security-policy"), Some(CSP), "{p}");
             assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{p}");
@@ -192,7 +200,12 @@ mod tests {
 
     #[test]
     fn traversal_and_odd_names_are_not_found() {
-        for p in ["/console/../Cargo.toml", "/console/assets/../../x", "/console/a//b", "/console/.\\x"] {
+        for p in [
+            "/console/../Cargo.toml",
+            "/console/assets/../../x",
+            "/console/a//b",
+            "/console/.\\x",
+        ] {
             assert_eq!(get(p, &[]).status, 404, "{p}");
         }
     }
@@ -232,7 +245,10 @@ mod tests {
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
         assert_eq!(r.header("cache-control"), Some(REVALIDATE));
         let etag = r.header("etag").unwrap().to_string();
-        assert_eq!(get("/console/index.html", &[("if-none-match", &etag)]).status, 304);
+        assert_eq!(
+            get("/console/index.html", &[("if-none-match", &etag)]).status,
+            304
+        );
         let html = String::from_utf8(r.body).unwrap();
         let js = html
             .split("src=\"/console/")
