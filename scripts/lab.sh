@@ -68,7 +68,8 @@ ENV
 start_flowgate() {
     log "starting flowgate with $CONFIG"
     "$FLOWGATE_BIN" --config "$CONFIG" >>"$LAB_DIR/log/flowgate.out" 2>&1 &
-    echo $! >"$PIDFILE"
+    # Written atomically: `lab.sh down` (another process) may read it at any time.
+    echo $! >"$PIDFILE.tmp" && mv -f "$PIDFILE.tmp" "$PIDFILE"
     local pid ok=""
     pid="$(cat "$PIDFILE")"
     for _ in $(seq 1 150); do

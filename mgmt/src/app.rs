@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use dataplane::flow::EndReason;
+use dataplane::flow::{EndReason, TcpInvalid};
 use dataplane::policy::NO_RULE;
 use dataplane::worker::counters::DropReason;
 use dataplane::worker::{Event, Reply, WorkerCounters};
@@ -185,6 +185,12 @@ impl App {
             t.midstream_continued += v.midstream_continued;
             t.midstream_rejected += v.midstream_rejected;
             t.rsts_sent += v.rsts_sent;
+            t.rsts_rate_limited += v.rsts_rate_limited;
+            t.reject_silenced += v.reject_silenced;
+            t.hash_long_probes += v.hash_long_probes;
+            for (a, b) in t.tcp_invalid.iter_mut().zip(v.tcp_invalid.iter()) {
+                *a += b;
+            }
             t.malformed += v.malformed;
             t.non_ip += v.non_ip;
             t.events_dropped += v.events_dropped;
@@ -246,6 +252,12 @@ impl App {
                       "table_full": t.table_full_events},
             "midstream": {"dropped": t.midstream_dropped, "continued": t.midstream_continued,
                           "rejected": t.midstream_rejected, "rsts_sent": t.rsts_sent},
+            "reject": {"rsts_sent": t.rsts_sent, "rsts_rate_limited": t.rsts_rate_limited,
+                       "silenced": t.reject_silenced},
+            "tcp_invalid": TcpInvalid::ALL.iter()
+                .map(|r| (r.as_str().to_string(), json!(t.tcp_invalid[*r as usize])))
+                .collect::<serde_json::Map<String, Value>>(),
+            "flow_hash_long_probes": t.hash_long_probes,
             "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
             "ports": ports,
             "workers": workers,
@@ -377,6 +389,32 @@ impl App {
                 "TCP resets generated",
                 &wl,
                 c.rsts_sent as f64,
+            );
+            f.counter(
+                "flowgate_rsts_rate_limited_total",
+                "TCP resets not generated because the worker's RST budget was spent",
+                &wl,
+                c.rsts_rate_limited as f64,
+            );
+            f.counter(
+                "flowgate_reject_silenced_total",
+                "Packets of rejected flows dropped without another RST (tombstones)",
+                &wl,
+                c.reject_silenced as f64,
+            );
+            for r in TcpInvalid::ALL {
+                f.counter(
+                    "flowgate_tcp_invalid_total",
+                    "TCP segments that did not count (out of window, inexact RST, ...) by reason",
+                    &[("worker", ws.as_str()), ("reason", r.as_str())],
+                    c.tcp_invalid[r as usize] as f64,
+                );
+            }
+            f.counter(
+                "flowgate_flow_hash_long_probes_total",
+                "Flow index placements two or more buckets from home, or refused at the bound",
+                &wl,
+                c.hash_long_probes as f64,
             );
             for (e, engine) in ["stateless", "stateful"].iter().enumerate() {
                 for (a, action) in ["pass", "drop", "reject", "alert"].iter().enumerate() {
