@@ -55,8 +55,24 @@ def status(path, text):
     print(text, flush=True)
 
 
+def connect(host, port, deadline_s=30.0):
+    """Connects, retrying while the server (started just before us) is not yet listening."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=5)
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
 def client(host, port, interval, path):
-    s = socket.create_connection((host, port), timeout=5)
+    try:
+        s = connect(host, port)
+    except OSError as e:
+        status(path, f"connect failed: {e}")
+        return 8
     s.settimeout(5)
     f = s.makefile("rb")
     n = 0
