@@ -31,7 +31,8 @@ use crate::control::Control;
 type EpochHits = (u32, Box<[u64]>);
 
 pub struct PolicyManager {
-    path: PathBuf,
+    /// The policy file reloads read (switched by the API under `policy.source = "api"`).
+    path: Mutex<PathBuf>,
     /// Stateful plus stateless rules a policy may have (`policy.max_rules`).
     max_rules: usize,
     /// Held for the whole of a reload (compile, swap, snapshot): one reload at a time.
@@ -165,7 +166,8 @@ impl PolicyManager {
                 (c, None)
             }
             Err(e) => {
-                let Some((c, from)) = snapshot.and_then(|s| compile_snapshot(s, 1, max_rules).ok()) else {
+                let Some((c, from)) = snapshot.and_then(|s| compile_snapshot(s, 1, max_rules).ok())
+                else {
                     return Err(e);
                 };
                 eprintln!(
@@ -183,7 +185,7 @@ impl PolicyManager {
             }
         };
         Ok(PolicyManager {
-            path: path.to_path_buf(),
+            path: Mutex::new(path.to_path_buf()),
             max_rules,
             reload_lock: Mutex::new(()),
             deliver_wait: Duration::from_secs(2),
@@ -198,8 +200,13 @@ impl PolicyManager {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the policy from `path` from the next reload on.
+    pub fn set_path(&self, path: &Path) {
+        *self.path.lock().unwrap_or_else(|e| e.into_inner()) = path.to_path_buf();
     }
 
     pub fn current(&self) -> Arc<CompiledPolicy> {
@@ -237,8 +244,9 @@ impl PolicyManager {
     /// for it (reloads are rare and short; waiting keeps "the last one issued wins").
     pub fn reload(&self, control: &Control) -> Result<Arc<CompiledPolicy>, String> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut compiled, sources) = compile_recording(&self.path, 0, self.max_rules)
-            .map_err(|e| self.fail(e))?;
+        let path = self.path();
+        let (mut compiled, sources) =
+            compile_recording(&path, 0, self.max_rules).map_err(|e| self.fail(e))?;
         // The epoch is taken only now, under the reload lock, so epochs grow in the order
         // policies go into force; an epoch handed to workers is never reused, even when
         // the swap is rolled back.
@@ -259,7 +267,7 @@ impl PolicyManager {
             }
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&compiled);
-        keep_snapshot(self.snapshot.as_deref(), &self.path, sources);
+        keep_snapshot(self.snapshot.as_deref(), &path, sources);
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(compiled)
@@ -436,7 +444,9 @@ mod tests {
 
         // A broken rules file: refused without a snapshot, the kept policy runs with one.
         std::fs::write(&rules, "drop tcp any any -> any 23 (msg:\"t\";)\n").unwrap();
-        let e = PolicyManager::load(&pol, 1, None, DEFAULT_MAX_RULES).err().unwrap();
+        let e = PolicyManager::load(&pol, 1, None, DEFAULT_MAX_RULES)
+            .err()
+            .unwrap();
         assert!(e.contains("g.rules:1") && e.contains("sid"), "{e}");
         let fallback = PolicyManager::load(&pol, 1, Some(&snap), DEFAULT_MAX_RULES).unwrap();
         assert_eq!(fallback.current().rules()[0].sid, 23);
@@ -528,7 +538,10 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !mgr.reload_in_progress() && !a.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "reload A never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reload A never started"
+            );
             std::thread::yield_now();
         }
         s.rules(7, 7);
@@ -556,10 +569,18 @@ mod tests {
         mgr.deliver_wait = Duration::from_millis(50);
         let ctl = control(&[4, 1]);
         // Worker 1's command ring is full (the worker is stuck): it cannot take the policy.
-        ctl.links()[1].rings.commands.push(Command::Stats).ok().unwrap();
+        ctl.links()[1]
+            .rings
+            .commands
+            .push(Command::Stats)
+            .ok()
+            .unwrap();
         s.rules(1, 3);
         let e = mgr.reload(&ctl).unwrap_err();
-        assert!(e.contains("not delivered") && e.contains("rolled back"), "{e}");
+        assert!(
+            e.contains("not delivered") && e.contains("rolled back"),
+            "{e}"
+        );
         assert_eq!(mgr.current().epoch(), 1);
         assert_eq!(mgr.current().rules().len(), 1);
         assert!(mgr.last_error().unwrap().contains("not delivered"));
@@ -576,7 +597,10 @@ mod tests {
         let s = Scratch::new("max");
         s.rules(1, 11);
         let e = PolicyManager::load(&s.policy(), 1, None, 10).err().unwrap();
-        assert!(e.contains("11 rules") && e.contains("policy.max_rules = 10"), "{e}");
+        assert!(
+            e.contains("11 rules") && e.contains("policy.max_rules = 10"),
+            "{e}"
+        );
         s.rules(1, 10);
         let mgr = PolicyManager::load(&s.policy(), 1, None, 10).unwrap();
         s.rules(1, 11);
