@@ -39,29 +39,29 @@ rules = [{rules}]
 fn engine_with(p: Arc<CompiledPolicy>, tune: impl FnOnce(&mut EngineConfig)) -> Engine {
     let hits = vec![0u64; p.rules().len()].into_boxed_slice();
     let mut cfg = EngineConfig {
-            worker: 0,
-            shard: ShardConfig {
-                capacity: 1024,
-                timeouts: TimeoutsSecs::default(),
-                emergency_timeouts: TimeoutsSecs::default(),
-                emergency_high_pct: 95,
-                emergency_low_pct: 80,
-                ticks_per_sec: HZ,
-                tombstone_secs: 5,
-                hash_seeds: None,
-            },
-            vlan_zone: true,
-            pass_malformed: false,
-            pass_non_ip: true,
-            pass_untracked_when_full: false,
-            expiry_slots_per_poll: 64,
-            scan_slots_per_poll: 64,
+        worker: 0,
+        shard: ShardConfig {
+            capacity: 1024,
+            timeouts: TimeoutsSecs::default(),
+            emergency_timeouts: TimeoutsSecs::default(),
+            emergency_high_pct: 95,
+            emergency_low_pct: 80,
             ticks_per_sec: HZ,
-            tcp_liberal: false,
-            reject_rst: RejectRst::Both,
-            rst_rate_per_sec: 1000,
-            rst_burst: 64,
-        };
+            tombstone_secs: 5,
+            hash_seeds: None,
+        },
+        vlan_zone: true,
+        pass_malformed: false,
+        pass_non_ip: true,
+        pass_untracked_when_full: false,
+        expiry_slots_per_poll: 64,
+        scan_slots_per_poll: 64,
+        ticks_per_sec: HZ,
+        tcp_liberal: false,
+        reject_rst: RejectRst::Both,
+        rst_rate_per_sec: 1000,
+        rst_burst: 64,
+    };
     tune(&mut cfg);
     Engine::new(cfg, p, hits)
 }
@@ -432,7 +432,10 @@ fn spoofed_rsts_and_fins_neither_pass_nor_close_a_live_flow() {
             Action::Drop(DropReason::TcpInvalid),
         ]
     );
-    assert!(rsts.is_empty(), "a dropped segment of a live flow draws no RST");
+    assert!(
+        rsts.is_empty(),
+        "a dropped segment of a live flow draws no RST"
+    );
     let (a, _) = h.send(1, &[seg(&s, 7001, 4000, 51 - far, 11, RST)]);
     assert_eq!(a, vec![Action::Drop(DropReason::TcpInvalid)]);
     assert_eq!(state_of(&h, 4000), FlowState::Established);
@@ -440,7 +443,10 @@ fn spoofed_rsts_and_fins_neither_pass_nor_close_a_live_flow() {
     assert_eq!(invalid(&h, "rst_in_window_inexact"), 1);
     assert_eq!(invalid(&h, "seq_out_of_window"), 1);
     assert_eq!(invalid(&h, "ack_out_of_window"), 1);
-    assert_eq!(h.e.counters().ports[0].dropped[DropReason::TcpInvalid as usize], 3);
+    assert_eq!(
+        h.e.counters().ports[0].dropped[DropReason::TcpInvalid as usize],
+        3
+    );
     // The genuine data and then the exact RST.
     let (a, _) = h.send(0, &[seg(&c, 4000, 7001, 11, 51, PSH | ACK)]);
     assert_eq!(a, vec![Action::Forward]);
@@ -511,7 +517,9 @@ fn a_hundred_spoofed_packets_of_one_rejected_flow_draw_one_rst_pair() {
 
 #[test]
 fn reject_rst_can_go_to_the_sender_only() {
-    let mut h = Harness::with(policy("reject", "", 1), |c| c.reject_rst = RejectRst::Sender);
+    let mut h = Harness::with(policy("reject", "", 1), |c| {
+        c.reject_rst = RejectRst::Sender
+    });
     let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
     let (_, rsts) = h.send(0, &[seg(&c, 1234, 80, 77, 99, PSH | ACK)]);
     assert_eq!(rsts.len(), 1);
@@ -584,7 +592,11 @@ fn a_spoofed_ack_flood_under_continue_does_not_pin_the_table() {
         let (a, _) = h.send(0, &[seg(&c, 1 + (round % 4) as u16, 7001, 11, 51, ACK)]);
         assert_eq!(a, vec![Action::Forward], "round {round}");
     }
-    assert!(h.e.counters().flows_evicted > 15_000, "{:?}", h.e.counters().flows_evicted);
+    assert!(
+        h.e.counters().flows_evicted > 15_000,
+        "{:?}",
+        h.e.counters().flows_evicted
+    );
     assert_eq!(h.e.counters().table_full_events, 0);
     for sp in 1..=4 {
         assert_eq!(state_of(&h, sp), FlowState::Established);

@@ -274,7 +274,11 @@ impl Model {
             };
             assert_eq!(t.dir, want);
             if t.invalid.is_some() {
-                assert_eq!(*self.shard.entry(id), before, "a refused segment changed the flow");
+                assert_eq!(
+                    *self.shard.entry(id),
+                    before,
+                    "a refused segment changed the flow"
+                );
                 return;
             }
             x.last_seen = self.now;
@@ -312,7 +316,8 @@ impl Model {
             .flows
             .iter()
             .filter_map(|(&f, &x)| {
-                let assured = x.assured || (x.proto != proto::TCP && x.state == FlowState::Established);
+                let assured =
+                    x.assured || (x.proto != proto::TCP && x.state == FlowState::Established);
                 let x2 = Expect { assured, ..x };
                 Some((f, x, x2.evict_rank(self.expired(&x, self.limits(), now))?))
             })

@@ -464,7 +464,10 @@ mod tests {
         );
         assert_eq!(a.hash(&k1), FlowHasher::with_seeds([1, 2, 3, 4]).hash(&k1));
         assert_ne!(a.hash(&k1), b.hash(&k1));
-        assert_ne!(FlowHasher::from_os().hash(&k1), FlowHasher::from_os().hash(&k1));
+        assert_ne!(
+            FlowHasher::from_os().hash(&k1),
+            FlowHasher::from_os().hash(&k1)
+        );
         assert_eq!(format!("{h:?}"), "FlowHasher(<secret key>)");
     }
 
@@ -499,7 +502,10 @@ mod tests {
             }
             let worst = per_bucket.values().max().copied().unwrap_or(0);
             // 64 random keys in 4096 buckets: 5 in one bucket has odds below 1e-7.
-            assert!(worst <= 4, "{worst} crafted tuples share a bucket ({seeds:?})");
+            assert!(
+                worst <= 4,
+                "{worst} crafted tuples share a bucket ({seeds:?})"
+            );
         }
     }
 }

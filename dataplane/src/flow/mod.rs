@@ -30,8 +30,8 @@ pub use entry::FlowEntry;
 pub use key::{FlowHasher, FlowKey};
 pub use prefetch::{no_prefetch, Prefetcher};
 pub use shard::{
-    EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, Tracked,
-    EVICT_WINDOW, MAX_CAPACITY,
+    EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, Tracked, EVICT_WINDOW,
+    MAX_CAPACITY,
 };
 pub use state::{Dir, FlowState};
 pub use tcp::{TcpInvalid, TcpWindow};

@@ -527,9 +527,10 @@ impl FlowShard {
         for _ in 0..n {
             let slot = self.expire_cursor;
             self.expire_cursor = if slot + 1 >= cap { 0 } else { slot + 1 };
-            let expired = self.entries.get(slot as usize).is_some_and(|e| {
-                e.is_live() && e.idle(now) > idle_limit(&limits, tombstone, e)
-            });
+            let expired = self
+                .entries
+                .get(slot as usize)
+                .is_some_and(|e| e.is_live() && e.idle(now) > idle_limit(&limits, tombstone, e));
             if expired {
                 let e = self.remove_slot(slot);
                 on_expire(&e);

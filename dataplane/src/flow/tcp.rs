@@ -228,7 +228,12 @@ fn init_from_syn(e: &mut FlowEntry, w: &mut TcpWindow, d: usize, m: &PacketMeta)
     // A SYN's window is never scaled (RFC 7323 §2.2).
     *maxwin = u32::from(m.tcp_window).max(1);
     *scale = m.tcp_wscale.unwrap_or(0).min(MAX_WSCALE);
-    *flags = wflag::SEEN | if m.tcp_wscale.is_some() { wflag::WSCALE } else { 0 };
+    *flags = wflag::SEEN
+        | if m.tcp_wscale.is_some() {
+            wflag::WSCALE
+        } else {
+            0
+        };
 }
 
 /// RFC 7323: window scaling is on only if both SYNs carried the option.
@@ -322,7 +327,11 @@ fn in_window(e: &FlowEntry, w: &TcpWindow, d: usize, m: &PacketMeta) -> Result<(
     let sender_end = end_of(e, d);
     let maxend = w.maxend.get(d).copied().unwrap_or(0);
     let recv_win = w.maxwin.get(o).copied().unwrap_or(0);
-    let recv_win = if recv_win == 0 { MIN_ACK_WINDOW } else { recv_win };
+    let recv_win = if recv_win == 0 {
+        MIN_ACK_WINDOW
+    } else {
+        recv_win
+    };
     if !seq_ge(maxend, seq) || !seq_ge(end, sender_end.wrapping_sub(recv_win)) {
         return Err(TcpInvalid::SeqOutOfWindow);
     }
@@ -381,7 +390,11 @@ fn update_window(e: &mut FlowEntry, w: &mut TcpWindow, d: usize, m: &PacketMeta)
     if let Some(rme) = w.maxend.get_mut(o) {
         let limit = ack.wrapping_add(win);
         if seq_ge(limit, *rme) {
-            *rme = if win == 0 { limit.wrapping_add(1) } else { limit };
+            *rme = if win == 0 {
+                limit.wrapping_add(1)
+            } else {
+                limit
+            };
         }
     }
 }
@@ -396,9 +409,8 @@ fn on_rst(e: &mut FlowEntry, w: &TcpWindow, dir: Dir, m: &PacketMeta) -> Result<
     }
     // A RST answering a SYN carries no sequence of its own: it must acknowledge the SYN.
     if e.state == FlowState::SynSent && !has_known(e.tcp, d) {
-        let acks_syn = m.has_flag(tcp_flags::ACK)
-            && has_known(e.tcp, o)
-            && m.tcp_ack == end_of(e, o);
+        let acks_syn =
+            m.has_flag(tcp_flags::ACK) && has_known(e.tcp, o) && m.tcp_ack == end_of(e, o);
         return if acks_syn {
             e.state = FlowState::Closed;
             Ok(())
@@ -427,7 +439,12 @@ fn on_rst(e: &mut FlowEntry, w: &TcpWindow, dir: Dir, m: &PacketMeta) -> Result<
 
 /// A SYN or SYN+ACK on an existing flow.
 #[inline]
-fn on_syn(e: &mut FlowEntry, w: &mut TcpWindow, dir: Dir, m: &PacketMeta) -> Result<(), TcpInvalid> {
+fn on_syn(
+    e: &mut FlowEntry,
+    w: &mut TcpWindow,
+    dir: Dir,
+    m: &PacketMeta,
+) -> Result<(), TcpInvalid> {
     let d = dir.idx();
     let o = d ^ 1;
     if !m.has_flag(tcp_flags::ACK) {
@@ -451,8 +468,7 @@ fn on_syn(e: &mut FlowEntry, w: &mut TcpWindow, dir: Dir, m: &PacketMeta) -> Res
     match (e.state, dir) {
         // The responder's SYN+ACK (or its retransmission), or in a simultaneous open the
         // opener's: it must acknowledge the other side's SYN exactly.
-        (FlowState::SynSent | FlowState::SynRecv, Dir::Reply)
-        | (FlowState::SynRecv, Dir::Orig) => {
+        (FlowState::SynSent | FlowState::SynRecv, Dir::Reply) | (FlowState::SynRecv, Dir::Orig) => {
             if !has_known(e.tcp, o) || m.tcp_ack != end_of(e, o) {
                 return Err(TcpInvalid::BadSynAck);
             }
@@ -659,8 +675,14 @@ mod tests {
         assert_eq!(c.entry().next_seq(Dir::Orig), Some(CLIENT_ISN + 1));
         assert_eq!(c.entry().next_seq(Dir::Reply), Some(SERVER_ISN + 1));
         // Each side may send up to the other's ACK plus its window.
-        assert_eq!(c.window().maxend(Dir::Orig), CLIENT_ISN + 1 + u32::from(WIN));
-        assert_eq!(c.window().maxend(Dir::Reply), SERVER_ISN + 1 + u32::from(WIN));
+        assert_eq!(
+            c.window().maxend(Dir::Orig),
+            CLIENT_ISN + 1 + u32::from(WIN)
+        );
+        assert_eq!(
+            c.window().maxend(Dir::Reply),
+            SERVER_ISN + 1 + u32::from(WIN)
+        );
         c.send(seg(true, ACK | PSH, CLIENT_ISN + 1, SERVER_ISN + 1, 100));
         assert_eq!(c.entry().next_seq(Dir::Orig), Some(CLIENT_ISN + 101));
         // A retransmission of older data does not move it back.
@@ -676,7 +698,10 @@ mod tests {
     fn syn_ack_must_acknowledge_the_syn() {
         let mut c = Conn::open(seg(true, SYN, CLIENT_ISN, 0, 0));
         for ack in [0, CLIENT_ISN, CLIENT_ISN + 2, CLIENT_ISN + 1 + (1 << 31)] {
-            c.reject(seg(false, SYN | ACK, SERVER_ISN, ack, 0), TcpInvalid::BadSynAck);
+            c.reject(
+                seg(false, SYN | ACK, SERVER_ISN, ack, 0),
+                TcpInvalid::BadSynAck,
+            );
         }
         assert_eq!(c.state(), FlowState::SynSent);
         c.send(seg(false, SYN | ACK, SERVER_ISN, CLIENT_ISN + 1, 0));
@@ -784,18 +809,31 @@ mod tests {
         let mut c = Conn::established();
         let (cs, ss) = (CLIENT_ISN + 1, SERVER_ISN + 1);
         let far = 1u32 << 31;
-        c.reject(seg(true, FIN | ACK, cs + far, ss, 0), TcpInvalid::SeqOutOfWindow);
+        c.reject(
+            seg(true, FIN | ACK, cs + far, ss, 0),
+            TcpInvalid::SeqOutOfWindow,
+        );
         // Just past what the server allowed.
         c.reject(
             seg(true, FIN | ACK, cs + u32::from(WIN) + 1, ss, 0),
             TcpInvalid::SeqOutOfWindow,
         );
-        c.reject(seg(false, FIN | ACK, ss, cs + far, 0), TcpInvalid::AckOutOfWindow);
-        c.reject(seg(false, ACK, ss - 200_000, cs, 10), TcpInvalid::SeqOutOfWindow);
+        c.reject(
+            seg(false, FIN | ACK, ss, cs + far, 0),
+            TcpInvalid::AckOutOfWindow,
+        );
+        c.reject(
+            seg(false, ACK, ss - 200_000, cs, 10),
+            TcpInvalid::SeqOutOfWindow,
+        );
         // Acknowledging data the client never sent.
         c.reject(seg(false, ACK, ss, cs + 1, 0), TcpInvalid::AckOutOfWindow);
         assert_eq!(c.state(), FlowState::Established);
-        assert_eq!(c.entry().pkts(Dir::Reply), 1, "invalid segments are not counted");
+        assert_eq!(
+            c.entry().pkts(Dir::Reply),
+            1,
+            "invalid segments are not counted"
+        );
     }
 
     #[test]
@@ -809,7 +847,10 @@ mod tests {
             };
             // In window but not exact: forwarded and ignored (RFC 5961 §3.2).
             for off in [1u32, 10, 1000, 60_000] {
-                c.reject(seg(from_client, RST, seq + off, 0, 0), TcpInvalid::RstInWindow);
+                c.reject(
+                    seg(from_client, RST, seq + off, 0, 0),
+                    TcpInvalid::RstInWindow,
+                );
             }
             // Outside the window.
             for off in [1u32 << 20, 1 << 31, 0u32.wrapping_sub(1 << 20)] {
@@ -824,7 +865,10 @@ mod tests {
             assert!(!c.state().is_active());
             // Later segments are forwarded but do not count.
             c.reject(seg(from_client, RST, seq, 0, 0), TcpInvalid::AfterReset);
-            c.reject(seg(true, ACK, CLIENT_ISN + 1, SERVER_ISN + 1, 0), TcpInvalid::AfterReset);
+            c.reject(
+                seg(true, ACK, CLIENT_ISN + 1, SERVER_ISN + 1, 0),
+                TcpInvalid::AfterReset,
+            );
         }
     }
 
@@ -843,8 +887,14 @@ mod tests {
     #[test]
     fn rst_answering_a_syn_must_acknowledge_it() {
         let mut c = Conn::open(seg(true, SYN, CLIENT_ISN, 0, 0));
-        c.reject(seg(false, RST | ACK, 0, CLIENT_ISN + 2, 0), TcpInvalid::RstOutOfWindow);
-        c.reject(seg(false, RST, 0, CLIENT_ISN + 1, 0), TcpInvalid::RstOutOfWindow);
+        c.reject(
+            seg(false, RST | ACK, 0, CLIENT_ISN + 2, 0),
+            TcpInvalid::RstOutOfWindow,
+        );
+        c.reject(
+            seg(false, RST, 0, CLIENT_ISN + 1, 0),
+            TcpInvalid::RstOutOfWindow,
+        );
         assert_eq!(c.state(), FlowState::SynSent);
         c.send(seg(false, RST | ACK, 0, CLIENT_ISN + 1, 0));
         assert_eq!(c.state(), FlowState::Closed);
@@ -911,9 +961,15 @@ mod tests {
         // The opener's ACK stands for the server's position until it speaks…
         assert_eq!(c.entry().next_seq(Dir::Reply), Some(777));
         // …so a spoofed first server segment far from it is refused.
-        c.reject(seg(false, ACK, 777 + (1 << 31), 4252, 0), TcpInvalid::SeqOutOfWindow);
+        c.reject(
+            seg(false, ACK, 777 + (1 << 31), 4252, 0),
+            TcpInvalid::SeqOutOfWindow,
+        );
         c.reject(seg(false, RST, 777 + 5, 0, 0), TcpInvalid::RstInWindow);
-        c.reject(seg(false, FIN | ACK, 777, 4252 + 1000, 0), TcpInvalid::AckOutOfWindow);
+        c.reject(
+            seg(false, FIN | ACK, 777, 4252 + 1000, 0),
+            TcpInvalid::AckOutOfWindow,
+        );
         c.send(seg(false, ACK, 777, 4252, 0));
         assert!(c.entry().is_assured(), "both sides answered in window");
         c.send(seg(false, FIN | ACK, 777, 4252, 0));
@@ -957,10 +1013,22 @@ mod tests {
                 server_ws,
             ));
             // The server's first scaled window: 2000 << 7 = 256,000 bytes.
-            c.send(win(seg(true, ACK, CLIENT_ISN + 1, SERVER_ISN + 1, 0), 502, None));
-            c.send(win(seg(false, ACK, SERVER_ISN + 1, CLIENT_ISN + 1, 0), 2000, None));
+            c.send(win(
+                seg(true, ACK, CLIENT_ISN + 1, SERVER_ISN + 1, 0),
+                502,
+                None,
+            ));
+            c.send(win(
+                seg(false, ACK, SERVER_ISN + 1, CLIENT_ISN + 1, 0),
+                2000,
+                None,
+            ));
             let want = if scaled { 2000 << 7 } else { 65_160 };
-            assert_eq!(c.window().maxwin(Dir::Reply), want, "{client_ws:?} {server_ws:?}");
+            assert_eq!(
+                c.window().maxwin(Dir::Reply),
+                want,
+                "{client_ws:?} {server_ws:?}"
+            );
             assert_eq!(c.window().scale(Dir::Reply), if scaled { 7 } else { 0 });
             let edge = CLIENT_ISN + 1 + (2000u32 << if scaled { 7 } else { 0 });
             // Data up to the window's edge counts; beyond it does not.
@@ -1016,9 +1084,18 @@ mod tests {
         assert_eq!(c.entry().next_seq(Dir::Orig), Some(cs));
         assert!(cs < cisn, "wrapped");
         c.send(seg(false, ACK, ss, cs, 100));
-        c.reject(seg(true, ACK, cs.wrapping_add(1 << 31), ss, 10), TcpInvalid::SeqOutOfWindow);
+        c.reject(
+            seg(true, ACK, cs.wrapping_add(1 << 31), ss, 10),
+            TcpInvalid::SeqOutOfWindow,
+        );
         c.send(seg(true, FIN | ACK, cs, ss.wrapping_add(100), 0));
-        c.send(seg(false, FIN | ACK, ss.wrapping_add(100), cs.wrapping_add(1), 0));
+        c.send(seg(
+            false,
+            FIN | ACK,
+            ss.wrapping_add(100),
+            cs.wrapping_add(1),
+            0,
+        ));
         c.send(seg(true, ACK, cs.wrapping_add(1), ss.wrapping_add(101), 0));
         assert_eq!(c.state(), FlowState::TimeWait);
     }
@@ -1042,11 +1119,21 @@ mod tests {
         #[derive(Clone, Debug)]
         enum Op {
             /// `dir` sends up to `len` bytes (clamped to the peer's window), maybe a FIN.
-            Send { client: bool, len: u16, fin: bool, window: u16 },
+            Send {
+                client: bool,
+                len: u16,
+                fin: bool,
+                window: u16,
+            },
             /// `dir` retransmits its last data segment.
             Retransmit { client: bool },
             /// A segment far outside the window (seq or ack off by 2^31 ± 2^29).
-            SpoofFar { client: bool, flags: u8, off: u32, bad_ack: bool },
+            SpoofFar {
+                client: bool,
+                flags: u8,
+                off: u32,
+                bad_ack: bool,
+            },
             /// A RST `delta` past the exact sequence number.
             SpoofRstNear { client: bool, delta: u16 },
         }
@@ -1080,7 +1167,11 @@ mod tests {
         fn run(cisn: u32, sisn: u32, ws: (Option<u8>, Option<u8>), ops: &[Op]) {
             let scaled = ws.0.is_some() && ws.1.is_some();
             let mut c = Conn::open(win(seg(true, SYN, cisn, 0, 0), 29_200, ws.0));
-            c.send(win(seg(false, SYN | ACK, sisn, cisn.wrapping_add(1), 0), 28_960, ws.1));
+            c.send(win(
+                seg(false, SYN | ACK, sisn, cisn.wrapping_add(1), 0),
+                28_960,
+                ws.1,
+            ));
             let mut sides = [
                 Side {
                     snd_nxt: cisn.wrapping_add(1),
@@ -1099,19 +1190,32 @@ mod tests {
                     ..Side::default()
                 },
             ];
-            c.send(win(seg(true, ACK, cisn.wrapping_add(1), sisn.wrapping_add(1), 0), 29_200, None));
+            c.send(win(
+                seg(true, ACK, cisn.wrapping_add(1), sisn.wrapping_add(1), 0),
+                29_200,
+                None,
+            ));
             sides[1].peer_window = 29_200u32 << sides[0].scale;
             assert_eq!(c.state(), FlowState::Established);
             for op in ops {
                 match *op {
-                    Op::Send { client, len, fin, window } => {
+                    Op::Send {
+                        client,
+                        len,
+                        fin,
+                        window,
+                    } => {
                         let (d, o) = if client { (0, 1) } else { (1, 0) };
                         let s = sides[d];
                         let room = s.acked.wrapping_add(s.peer_window).wrapping_sub(s.snd_nxt);
                         let room = if (room as i32) < 0 { 0 } else { room };
                         // After its FIN a side only acknowledges; a FIN needs room too.
                         let closed = s.fin_seq.is_some();
-                        let len = if closed { 0 } else { u32::from(len).min(room) as u16 };
+                        let len = if closed {
+                            0
+                        } else {
+                            u32::from(len).min(room) as u16
+                        };
                         let fin = fin && !closed && u32::from(len) < room;
                         let ack = sides[o].snd_nxt;
                         let flags = ACK | if fin { FIN } else { 0 };
@@ -1138,11 +1242,20 @@ mod tests {
                         let Some((seq, len)) = sides[d].last else {
                             continue;
                         };
-                        let m = win(seg(client, ACK, seq, sides[o].snd_nxt, len), sides[d].window, None);
+                        let m = win(
+                            seg(client, ACK, seq, sides[o].snd_nxt, len),
+                            sides[d].window,
+                            None,
+                        );
                         assert_eq!(c.try_send(m).invalid, None, "retransmission {m:?}");
                         sides[o].acked = sides[o].snd_nxt;
                     }
-                    Op::SpoofFar { client, flags, off, bad_ack } => {
+                    Op::SpoofFar {
+                        client,
+                        flags,
+                        off,
+                        bad_ack,
+                    } => {
                         let (d, o) = if client { (0, 1) } else { (1, 0) };
                         let far = (1u32 << 31).wrapping_add(off).wrapping_sub(1 << 29);
                         let (mut seq, mut ack) = (sides[d].snd_nxt, sides[o].snd_nxt);
@@ -1151,29 +1264,50 @@ mod tests {
                         } else {
                             seq = seq.wrapping_add(far);
                         }
-                        let m = seg(client, flags, seq, ack, if flags & RST != 0 { 0 } else { 100 });
+                        let m = seg(
+                            client,
+                            flags,
+                            seq,
+                            ack,
+                            if flags & RST != 0 { 0 } else { 100 },
+                        );
                         let (e, w) = (*c.entry(), *c.window());
                         let t = c.try_send(m);
                         assert!(t.invalid.is_some(), "spoofed {m:?} counted");
-                        assert_eq!((*c.entry(), *c.window()), (e, w), "spoofed {m:?} changed the flow");
+                        assert_eq!(
+                            (*c.entry(), *c.window()),
+                            (e, w),
+                            "spoofed {m:?} changed the flow"
+                        );
                     }
                     Op::SpoofRstNear { client, delta } => {
                         let d = usize::from(!client);
-                        let m = seg(client, RST, sides[d].snd_nxt.wrapping_add(u32::from(delta)), 0, 0);
+                        let m = seg(
+                            client,
+                            RST,
+                            sides[d].snd_nxt.wrapping_add(u32::from(delta)),
+                            0,
+                            0,
+                        );
                         let (e, w) = (*c.entry(), *c.window());
                         let t = c.try_send(m);
                         assert!(
-                            matches!(t.invalid, Some(TcpInvalid::RstInWindow | TcpInvalid::RstOutOfWindow)),
+                            matches!(
+                                t.invalid,
+                                Some(TcpInvalid::RstInWindow | TcpInvalid::RstOutOfWindow)
+                            ),
                             "{t:?}"
                         );
-                        assert_eq!((*c.entry(), *c.window()), (e, w), "inexact RST changed the flow");
+                        assert_eq!(
+                            (*c.entry(), *c.window()),
+                            (e, w),
+                            "inexact RST changed the flow"
+                        );
                     }
                 }
                 // The state the model implies.
                 let fin = |d: usize| sides[d].fin_seq.is_some();
-                let acked = |d: usize| {
-                    sides[d].fin_seq.is_some_and(|f| seq_gt(sides[d].acked, f))
-                };
+                let acked = |d: usize| sides[d].fin_seq.is_some_and(|f| seq_gt(sides[d].acked, f));
                 let want = match (fin(0), fin(1)) {
                     (false, false) => FlowState::Established,
                     (true, false) => FlowState::FinWait,

@@ -454,7 +454,11 @@ fn early_drop_takes_pickups_before_handshakes_and_never_assured_flows() {
     let t = |i: u32, f: u8| crate::packet::Tuple::of(&tcp(i, f));
     assert_eq!(
         gone,
-        [t(5, tcp_flags::ACK), t(4, tcp_flags::ACK), t(100, tcp_flags::ACK)]
+        [
+            t(5, tcp_flags::ACK),
+            t(4, tcp_flags::ACK),
+            t(100, tcp_flags::ACK)
+        ]
     );
     assert_eq!(find(&s, &tcp(2, 0)), Some(syns[0]));
     assert_eq!(find(&s, &tcp(3, 0)), Some(syns[1]));
@@ -502,10 +506,19 @@ fn tombstones_expire_fast_are_not_refreshed_and_are_invisible_to_scans() {
     let id = s.insert_tombstone(&k, h, sw, &m, 0, &mut |_| {}).unwrap();
     let e = s.entry(id);
     assert!(e.is_tombstone() && e.rst_sent());
-    assert_eq!((e.state(), e.verdict()), (FlowState::Closed, Verdict::Reject));
+    assert_eq!(
+        (e.state(), e.verdict()),
+        (FlowState::Closed, Verdict::Reject)
+    );
     assert_eq!(find(&s, &m), Some(id));
     let mut seen = 0;
-    assert_eq!(s.scan(0, 8, &mut |_, _| { seen += 1; false }), None);
+    assert_eq!(
+        s.scan(0, 8, &mut |_, _| {
+            seen += 1;
+            false
+        }),
+        None
+    );
     assert_eq!(seen, 0);
     // Five seconds by default.
     assert!(!s.is_expired(s.entry(id), 5 * TPS));
