@@ -73,6 +73,13 @@ fn flood_of_new_flows_keeps_the_established_session_alive() {
     run_locked("scripts/tests/lab-flood.sh", &[]);
 }
 
+/// The README's operator examples, executed literally (the marked ```sh blocks read from
+/// README.md): `eval "$(scripts/lab.sh up)"`, then flowgatectl and the AWS CLI as written.
+#[test]
+fn readme_operator_examples_work_literally() {
+    run_locked("scripts/tests/readme-examples.sh", &[]);
+}
+
 /// The web console in Chromium (playwright-core driving Debian's chromium) against the lab:
 /// sign in (a wrong secret refused), capture the long-lived session by addresses and port,
 /// flush it from the results after a confirmation naming the stream exception policy, the
