@@ -144,7 +144,7 @@ up() {
 # The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
 console_banner() {
     local api
-    api="$(lab_env | sed -n 's/^FLOWGATE_API=//p')"
+    api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
     log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
