@@ -156,7 +156,7 @@ demo() {
     step "HTTP: python3 -m http.server in $SERVER_NS, curl from $CLIENT_NS (IPv4 and IPv6)"
     in_ns "$SERVER_NS" python3 -m http.server 8080 --bind :: --directory "$www" >/dev/null 2>&1 &
     local web=$!
-    for _ in $(seq 1 50); do in_ns "$SERVER_NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/8080" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 300); do in_ns "$SERVER_NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/8080" 2>/dev/null && break; sleep 0.1; done
     in_ns "$CLIENT_NS" curl -fsS -m 10 "http://$SERVER_IP4:8080/index.html" || { echo "curl v4 FAILED"; fail=1; }
     in_ns "$CLIENT_NS" curl -fsS -m 10 -g "http://[$SERVER_IP6]:8080/index.html" || { echo "curl v6 FAILED"; fail=1; }
 
