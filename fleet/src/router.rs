@@ -441,6 +441,13 @@ impl Router {
         let mut sync_states = Map::new();
         let mut all_in_sync = true;
         for (zone, answer) in self.zones.iter().zip(answers) {
+            // The appliance's own view counts too: it may still be compiling or swapping in
+            // a policy it accepted.
+            let zone_says_in_sync = answer.as_ref().map_or(true, |v| {
+                v.pointer("/FirewallStatus/ConfigurationSyncStateSummary")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s == "IN_SYNC")
+            });
             let (reachable, message, zone_config) = match &answer {
                 Ok(v) => {
                     if firewall.is_empty() {
@@ -468,7 +475,7 @@ impl Router {
                 Err(e) => (false, Some(e.to_string()), None),
             };
             let zs = view.zones.get(&zone.name).cloned().unwrap_or_default();
-            let in_sync = reachable && view.in_sync(&zone.name);
+            let in_sync = reachable && zone_says_in_sync && view.in_sync(&zone.name);
             self.metrics.set_zone_in_sync(&zone.name, in_sync);
             all_in_sync &= in_sync;
             let status = if in_sync { "IN_SYNC" } else { "PENDING" };
