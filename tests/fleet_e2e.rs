@@ -41,7 +41,12 @@ struct Zone {
 }
 
 impl Zone {
-    fn start(name: &'static str, client: &'static str, server: &'static str, sessions: u16) -> Zone {
+    fn start(
+        name: &'static str,
+        client: &'static str,
+        server: &'static str,
+        sessions: u16,
+    ) -> Zone {
         let dir = TempDir::new(name);
         let ip = |s: &str| s.parse().unwrap();
         let b = FrameBuilder::new(ip(client), ip(server));
@@ -292,7 +297,12 @@ impl Fixture {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| f["SourceAddress"]["AddressDefinition"].as_str().unwrap().to_string())
+            .map(|f| {
+                f["SourceAddress"]["AddressDefinition"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -302,7 +312,9 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
     let fx = Fixture::start();
 
     // describe-firewall: both zones, reachable, their ids as subnets.
-    let fw = fx.fleet.aws_ok(&["describe-firewall", "--firewall-arn", ARN]);
+    let fw = fx
+        .fleet
+        .aws_ok(&["describe-firewall", "--firewall-arn", ARN]);
     let states = fw["FirewallStatus"]["SyncStates"].as_object().unwrap();
     assert_eq!(
         states.keys().collect::<Vec<_>>(),
@@ -320,10 +332,16 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
 
     // A capture in zone a finds only zone a's sessions, though the filter covers both.
     let id_a = fx.capture(ZONE_A);
-    assert_eq!(fx.wait_settled(ZONE_A, &id_a)["FlowOperationStatus"], "COMPLETED");
+    assert_eq!(
+        fx.wait_settled(ZONE_A, &id_a)["FlowOperationStatus"],
+        "COMPLETED"
+    );
     let srcs = fx.result_sources(ZONE_A, &id_a);
     assert_eq!(srcs.len(), usize::from(fx.a.sessions), "{srcs:?}");
-    assert!(srcs.iter().all(|s| s == &format!("{}/32", fx.a.client)), "{srcs:?}");
+    assert!(
+        srcs.iter().all(|s| s == &format!("{}/32", fx.a.client)),
+        "{srcs:?}"
+    );
     // The operation id is zone a's own: zone b does not know it.
     let o = fx.fleet.aws(&[
         "describe-flow-operation",
@@ -345,13 +363,20 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(fx.wait_settled(ZONE_B, &id_b)["FlowOperationStatus"], "COMPLETED");
+    assert_eq!(
+        fx.wait_settled(ZONE_B, &id_b)["FlowOperationStatus"],
+        "COMPLETED"
+    );
     let srcs = fx.result_sources(ZONE_B, &id_b);
     assert_eq!(srcs.len(), usize::from(fx.b.sessions));
     assert!(srcs.iter().all(|s| s == "198.18.2.1/32"), "{srcs:?}");
     let o = fx.start_op("start-flow-capture", &["--availability-zone", "us-east-1z"]);
     o.assert_error("InvalidRequestException", "StartFlowCapture");
-    assert!(o.stderr.contains("us-east-1z") && o.stderr.contains(ZONE_A), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("us-east-1z") && o.stderr.contains(ZONE_A),
+        "{}",
+        o.stderr
+    );
     // A start without a zone is ambiguous across two zones.
     fx.start_op("start-flow-capture", &[])
         .assert_error("InvalidRequestException", "StartFlowCapture");
@@ -395,8 +420,14 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
         "IN_PROGRESS",
         "zone a's capture should still wait on its stalled worker"
     );
-    assert_eq!(fx.wait_settled(ZONE_A, &running_a)["FlowOperationStatus"], "COMPLETED");
-    assert_eq!(fx.result_sources(ZONE_A, &running_a).len(), usize::from(fx.a.sessions));
+    assert_eq!(
+        fx.wait_settled(ZONE_A, &running_a)["FlowOperationStatus"],
+        "COMPLETED"
+    );
+    assert_eq!(
+        fx.result_sources(ZONE_A, &running_a).len(),
+        usize::from(fx.a.sessions)
+    );
 
     // Merged listing: every operation of both zones exactly once, newest first, also when
     // the CLI pages through it one item at a time with the fleet's NextToken.
@@ -427,7 +458,10 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
             .iter()
             .map(|o| o["FlowRequestTimestamp"].as_f64().unwrap())
             .collect();
-        assert!(ts.windows(2).all(|w| w[0] >= w[1]), "not newest first: {ts:?}");
+        assert!(
+            ts.windows(2).all(|w| w[0] >= w[1]),
+            "not newest first: {ts:?}"
+        );
     }
     // One zone's list through the fleet is that zone's alone.
     let v = fx.fleet.aws_ok(&[
@@ -462,7 +496,10 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "flowgatectl --all-zones flush:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "flowgatectl --all-zones flush:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.starts_with("ZONE"), "{stdout}");
     for (z, n) in [(ZONE_A, fx.a.sessions), (ZONE_B, fx.b.sessions)] {
         let rows = stdout
@@ -471,7 +508,9 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
             .count();
         assert_eq!(rows, usize::from(n), "flushed rows of {z}:\n{stdout}");
         assert!(
-            stdout.lines().any(|l| l.starts_with(z) && l.contains("COMPLETED")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(z) && l.contains("COMPLETED")),
             "status of {z}:\n{stdout}"
         );
         assert!(stderr.contains(z), "progress of {z}:\n{stderr}");
@@ -508,8 +547,14 @@ fn an_unreachable_zone_fails_its_own_operations_and_returns_after_restart() {
 
     // Zone a keeps working.
     let id = fx.capture(ZONE_A);
-    assert_eq!(fx.wait_settled(ZONE_A, &id)["FlowOperationStatus"], "COMPLETED");
-    assert_eq!(fx.result_sources(ZONE_A, &id).len(), usize::from(fx.a.sessions));
+    assert_eq!(
+        fx.wait_settled(ZONE_A, &id)["FlowOperationStatus"],
+        "COMPLETED"
+    );
+    assert_eq!(
+        fx.result_sources(ZONE_A, &id).len(),
+        usize::from(fx.a.sessions)
+    );
 
     // Zone b's operations fail with an error that names the zone and why.
     let o = fx.start_op("start-flow-capture", &["--availability-zone", ZONE_B]);
@@ -520,7 +565,9 @@ fn an_unreachable_zone_fails_its_own_operations_and_returns_after_restart() {
         o.stderr
     );
     // The merged list needs every zone and says so; zone a's own list works.
-    let o = fx.fleet.aws(&["list-flow-operations", "--firewall-arn", ARN]);
+    let o = fx
+        .fleet
+        .aws(&["list-flow-operations", "--firewall-arn", ARN]);
     o.assert_error("InternalServerError", "ListFlowOperations");
     assert!(o.stderr.contains(ZONE_B), "{}", o.stderr);
     fx.fleet.aws_ok(&[
@@ -533,8 +580,14 @@ fn an_unreachable_zone_fails_its_own_operations_and_returns_after_restart() {
     let fw = fx.fleet.wait_firewall("zone b reported down", |v| {
         v["FirewallStatus"]["SyncStates"][ZONE_B]["Attachment"]["Status"] == "FAILED"
     });
-    assert_eq!(fw["FirewallStatus"]["ConfigurationSyncStateSummary"], "PENDING");
-    assert_eq!(fw["FirewallStatus"]["SyncStates"][ZONE_A]["Attachment"]["Status"], "READY");
+    assert_eq!(
+        fw["FirewallStatus"]["ConfigurationSyncStateSummary"],
+        "PENDING"
+    );
+    assert_eq!(
+        fw["FirewallStatus"]["SyncStates"][ZONE_A]["Attachment"]["Status"],
+        "READY"
+    );
     let msg = fw["FirewallStatus"]["SyncStates"][ZONE_B]["Attachment"]["StatusMessage"]
         .as_str()
         .unwrap_or("");
@@ -551,11 +604,15 @@ fn an_unreachable_zone_fails_its_own_operations_and_returns_after_restart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with(ZONE_A) && l.contains("COMPLETED")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(ZONE_A) && l.contains("COMPLETED")),
         "{stdout}"
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with(ZONE_B) && l.contains("ERROR") && l.contains("unreachable")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(ZONE_B) && l.contains("ERROR") && l.contains("unreachable")),
         "{stdout}"
     );
 
@@ -566,6 +623,12 @@ fn an_unreachable_zone_fails_its_own_operations_and_returns_after_restart() {
             && v["FirewallStatus"]["SyncStates"][ZONE_B]["Attachment"]["Status"] == "READY"
     });
     let id = fx.capture(ZONE_B);
-    assert_eq!(fx.wait_settled(ZONE_B, &id)["FlowOperationStatus"], "COMPLETED");
-    assert_eq!(fx.result_sources(ZONE_B, &id).len(), usize::from(fx.b.sessions));
+    assert_eq!(
+        fx.wait_settled(ZONE_B, &id)["FlowOperationStatus"],
+        "COMPLETED"
+    );
+    assert_eq!(
+        fx.result_sources(ZONE_B, &id).len(),
+        usize::from(fx.b.sessions)
+    );
 }

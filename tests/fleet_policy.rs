@@ -44,14 +44,23 @@ impl StubZone {
     fn boot(&mut self) {
         let child = Command::new("python3")
             .arg(repo().join("tests/helpers/policy_zone_stub.py"))
-            .args([&self.port.to_string(), self.state.to_str().unwrap(), self.name, ARN])
+            .args([
+                &self.port.to_string(),
+                self.state.to_str().unwrap(),
+                self.name,
+                ARN,
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn python3 policy_zone_stub.py");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while http("GET", &format!("127.0.0.1:{}", self.port), "/healthz", "").0 != 200 {
-            assert!(Instant::now() < deadline, "stub zone {} not ready", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "stub zone {} not ready",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -182,8 +191,16 @@ fn policy_updates_reach_every_zone_and_a_returning_zone_catches_up() {
     assert_eq!(token(&fleet), t2);
     for z in &zones {
         let s = z.state();
-        assert_eq!(s["updates"], 1, "{}: the dry run must not apply: {s}", z.name);
-        assert_eq!(s["policy"]["StatelessDefaultActions"][0], "aws:drop", "{}", z.name);
+        assert_eq!(
+            s["updates"], 1,
+            "{}: the dry run must not apply: {s}",
+            z.name
+        );
+        assert_eq!(
+            s["policy"]["StatelessDefaultActions"][0], "aws:drop",
+            "{}",
+            z.name
+        );
     }
     let fw = fleet.wait_firewall("in sync after the update", |v| summary(v) == "IN_SYNC");
     for z in ZONES {
@@ -196,7 +213,12 @@ fn policy_updates_reach_every_zone_and_a_returning_zone_catches_up() {
     o.assert_error("InvalidRequestException", "UpdateFirewallPolicy");
     assert!(o.stderr.contains("zone policy-zone-"), "{}", o.stderr);
     for z in &zones {
-        assert_eq!(z.state()["updates"], 1, "{} changed by a refused update", z.name);
+        assert_eq!(
+            z.state()["updates"],
+            1,
+            "{} changed by a refused update",
+            z.name
+        );
     }
     assert_eq!(token(&fleet), t2, "a refused update keeps the token");
 

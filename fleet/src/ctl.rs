@@ -19,9 +19,8 @@ use crate::upstream::{JSON_CONTENT_TYPE, SERVICE, TARGET_PREFIX};
 
 /// Whether `argv` asks for the zone-aware commands (`--zone`, `--all-zones`).
 pub fn wants_zones(argv: &[String]) -> bool {
-    argv.iter().any(|a| {
-        a == "--all-zones" || a == "--zone" || a.starts_with("--zone=")
-    })
+    argv.iter()
+        .any(|a| a == "--all-zones" || a == "--zone" || a.starts_with("--zone="))
 }
 
 #[derive(Parser, Debug)]
@@ -133,7 +132,10 @@ impl StartArgs {
         if f.get("SourceAddress").is_none() && f.get("DestinationAddress").is_none() {
             // Every flow: one filter per address family.
             let mut v4 = f.clone();
-            v4.insert("SourceAddress".into(), json!({"AddressDefinition": "0.0.0.0/0"}));
+            v4.insert(
+                "SourceAddress".into(),
+                json!({"AddressDefinition": "0.0.0.0/0"}),
+            );
             let mut v6 = f;
             v6.insert("SourceAddress".into(), json!({"AddressDefinition": "::/0"}));
             return Ok(json!([v4, v6]));
@@ -217,7 +219,10 @@ impl AwsClient {
         let payload = serde_json::to_vec(body).unwrap_or_default();
         let mut headers = vec![
             ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
-            ("x-amz-target".to_string(), format!("{TARGET_PREFIX}{action}")),
+            (
+                "x-amz-target".to_string(),
+                format!("{TARGET_PREFIX}{action}"),
+            ),
         ];
         let path = match self.url.path() {
             "" => "/",
@@ -313,7 +318,9 @@ pub fn run(cli: &ZoneCli, client: &AwsClient) -> Result<(String, u8), CtlError> 
         None => described
             .pointer("/Firewall/FirewallArn")
             .and_then(Value::as_str)
-            .ok_or_else(|| CtlError::Usage("the endpoint names no firewall: give --firewall-arn".into()))?
+            .ok_or_else(|| {
+                CtlError::Usage("the endpoint names no firewall: give --firewall-arn".into())
+            })?
             .to_string(),
     };
     let all: Vec<String> = described
@@ -360,7 +367,10 @@ fn zones_table(cli: &ZoneCli, described: &Value, zones: &[String]) -> String {
                 z.clone(),
                 s["Attachment"]["Status"].as_str().unwrap_or("-").into(),
                 sync.into(),
-                s["Attachment"]["StatusMessage"].as_str().unwrap_or("").into(),
+                s["Attachment"]["StatusMessage"]
+                    .as_str()
+                    .unwrap_or("")
+                    .into(),
             ]
         })
         .collect();
@@ -394,9 +404,7 @@ fn start_all(
             .iter()
             .map(|zone| {
                 let (filters, progress) = (&filters, &progress);
-                s.spawn(move || {
-                    run_zone(client, arn, zone, action, filters, args, progress)
-                })
+                s.spawn(move || run_zone(client, arn, zone, action, filters, args, progress))
             })
             .collect();
         handles
@@ -476,11 +484,7 @@ fn start_all(
         .iter()
         .map(|r| {
             let op = r.operation.as_ref();
-            let s = |k: &str| {
-                op.and_then(|o| o[k].as_str())
-                    .unwrap_or("-")
-                    .to_string()
-            };
+            let s = |k: &str| op.and_then(|o| o[k].as_str()).unwrap_or("-").to_string();
             vec![
                 r.zone.clone(),
                 s("FlowOperationId"),
@@ -504,7 +508,13 @@ fn start_all(
         })
         .collect();
     out.push_str(&mgmt::cli::table(
-        &["ZONE", kind.to_ascii_uppercase().as_str(), "STATUS", "FLOWS", "MESSAGE"],
+        &[
+            "ZONE",
+            kind.to_ascii_uppercase().as_str(),
+            "STATUS",
+            "FLOWS",
+            "MESSAGE",
+        ],
         &status_rows,
     ));
     Ok((out, code))
@@ -537,7 +547,10 @@ fn run_zone(
             return run;
         }
     };
-    let id = started["FlowOperationId"].as_str().unwrap_or("").to_string();
+    let id = started["FlowOperationId"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     run.operation = Some(started);
     if args.no_wait {
         progress.set(zone, format!("{id} started"));
@@ -610,7 +623,12 @@ struct Progress {
 impl Progress {
     fn new(zones: &[String]) -> Progress {
         Progress {
-            lines: Mutex::new(zones.iter().map(|z| (z.clone(), "starting".into())).collect()),
+            lines: Mutex::new(
+                zones
+                    .iter()
+                    .map(|z| (z.clone(), "starting".into()))
+                    .collect(),
+            ),
             tty: std::io::stderr().is_terminal(),
         }
     }
@@ -706,11 +724,28 @@ mod tests {
     #[test]
     fn zone_flags_are_detected_and_exclusive() {
         let argv = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert!(wants_zones(&argv(&["flowgatectl", "--all-zones", "capture"])));
+        assert!(wants_zones(&argv(&[
+            "flowgatectl",
+            "--all-zones",
+            "capture"
+        ])));
         assert!(wants_zones(&argv(&["flowgatectl", "--zone=a", "capture"])));
-        assert!(!wants_zones(&argv(&["flowgatectl", "capture", "--src", "x"])));
+        assert!(!wants_zones(&argv(&[
+            "flowgatectl",
+            "capture",
+            "--src",
+            "x"
+        ])));
         assert!(parse(&["--zone", "a", "--all-zones", "capture"]).is_err());
-        let c = parse(&["--all-zones", "flush", "--src", "198.18.0.0/15", "--proto", "tcp"]).unwrap();
+        let c = parse(&[
+            "--all-zones",
+            "flush",
+            "--src",
+            "198.18.0.0/15",
+            "--proto",
+            "tcp",
+        ])
+        .unwrap();
         let Cmd::Flush(a) = c.cmd else { panic!() };
         let f = a.flow_filters().unwrap();
         assert_eq!(f[0]["SourceAddress"]["AddressDefinition"], "198.18.0.0/15");

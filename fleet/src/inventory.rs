@@ -331,8 +331,14 @@ secret_access_key = "sb"
                 GOOD.replace("https://10.0.0.2", "http://10.0.0.2"),
                 "zone[1].api",
             ),
-            (GOOD.replace("listen = \"127.0.0.1:8600\"", "listen = \"x\""), "fleet.listen"),
-            (GOOD.replace("arn:aws:network", "nope:network"), "fleet.firewall_arn"),
+            (
+                GOOD.replace("listen = \"127.0.0.1:8600\"", "listen = \"x\""),
+                "fleet.listen",
+            ),
+            (
+                GOOD.replace("arn:aws:network", "nope:network"),
+                "fleet.firewall_arn",
+            ),
             (GOOD.replace("AKIAB", ""), "zone[1].access_key_id"),
         ];
         for (text, key) in cases {

@@ -80,10 +80,9 @@ pub fn token_source(action: &str, body: &Value) -> Option<(&'static str, Value)>
             "DescribeRuleGroup",
             pick(&["RuleGroupName", "RuleGroupArn", "Type"]),
         )),
-        "AssociateFirewallPolicy" | "UpdateFirewallDescription" => Some((
-            "DescribeFirewall",
-            pick(&["FirewallName", "FirewallArn"]),
-        )),
+        "AssociateFirewallPolicy" | "UpdateFirewallDescription" => {
+            Some(("DescribeFirewall", pick(&["FirewallName", "FirewallArn"])))
+        }
         _ => None,
     }
 }
@@ -356,10 +355,12 @@ fn io_err(p: &Path, e: std::io::Error) -> StateError {
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>, StateError> {
     match std::fs::read(p) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| StateError::Io {
-            path: p.display().to_string(),
-            reason: format!("corrupt state file: {e}"),
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StateError::Io {
+                path: p.display().to_string(),
+                reason: format!("corrupt state file: {e}"),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(p, e)),
     }

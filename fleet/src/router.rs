@@ -213,7 +213,10 @@ impl Router {
             return Err(ApiError::new(
                 "ResourceNotFoundException",
                 400,
-                format!("firewall not found: this endpoint serves '{}'", f.firewall_arn),
+                format!(
+                    "firewall not found: this endpoint serves '{}'",
+                    f.firewall_arn
+                ),
             ));
         }
         Ok(())
@@ -298,11 +301,11 @@ impl Router {
         let id = str_member(body, "FlowOperationId")?
             .ok_or_else(|| ApiError::invalid("FlowOperationId: missing required parameter"))?;
         let probes = self.zones.iter().enumerate().map(|(i, zone)| {
-            let req = self.scoped(
-                i,
-                &json!({"FirewallArn": "", "FlowOperationId": id}),
-            );
-            async move { zone.call("DescribeFlowOperation", &req, &self.metrics).await }
+            let req = self.scoped(i, &json!({"FirewallArn": "", "FlowOperationId": id}));
+            async move {
+                zone.call("DescribeFlowOperation", &req, &self.metrics)
+                    .await
+            }
         });
         let answers = join_all(probes).await;
         let mut down = Vec::new();
@@ -391,7 +394,10 @@ impl Router {
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default(),
-                next: v.get("NextToken").and_then(Value::as_str).map(str::to_string),
+                next: v
+                    .get("NextToken")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         }
         let (items, taken) = list_merge::merge(&pages, max as usize);
@@ -407,7 +413,11 @@ impl Router {
                 // Part of this zone's page was used: ask the zone for a page of exactly
                 // that many, whose token resumes right after the last item used.
                 let v = self.zones[*z]
-                    .call("ListFlowOperations", &page_req(*z, tok, n as i64), &self.metrics)
+                    .call(
+                        "ListFlowOperations",
+                        &page_req(*z, tok, n as i64),
+                        &self.metrics,
+                    )
                     .await
                     .map_err(|e| in_zone(name, e))?;
                 let t = v.get("NextToken").and_then(Value::as_str).ok_or_else(|| {
@@ -422,9 +432,11 @@ impl Router {
         }
         let mut out = json!({ "FlowOperations": items });
         if !next.zones.is_empty() {
-            out["NextToken"] = json!(next
-                .encode()
-                .map_err(|e| ApiError::new("InternalServerError", 500, e.to_string()))?);
+            out["NextToken"] = json!(next.encode().map_err(|e| ApiError::new(
+                "InternalServerError",
+                500,
+                e.to_string()
+            ))?);
         }
         Ok(out)
     }
@@ -485,15 +497,12 @@ impl Router {
                     o.insert("SyncStatus".into(), json!(status));
                 }
             }
-            let policy_arn = view
-                .firewall_policy_arn
-                .clone()
-                .or_else(|| {
-                    firewall
-                        .get("FirewallPolicyArn")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                });
+            let policy_arn = view.firewall_policy_arn.clone().or_else(|| {
+                firewall
+                    .get("FirewallPolicyArn")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
             if let Some(arn) = policy_arn {
                 let token = policy_sync::resource_key(
                     "DescribeFirewallPolicy",
@@ -583,9 +592,9 @@ impl Router {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last.map(ApiError::from).unwrap_or_else(|| {
-            ApiError::new("InternalServerError", 500, "no zone configured")
-        }))
+        Err(last
+            .map(ApiError::from)
+            .unwrap_or_else(|| ApiError::new("InternalServerError", 500, "no zone configured")))
     }
 
     /// `body` for a zone's appliance in a policy call: its own firewall ARN where the
@@ -732,7 +741,11 @@ impl Router {
         let mut req = self.policy_scoped(z, body);
         if let Some((describe, describe_body)) = policy_sync::token_source(action, body) {
             let d = zone
-                .call(describe, &self.policy_scoped(z, &describe_body), &self.metrics)
+                .call(
+                    describe,
+                    &self.policy_scoped(z, &describe_body),
+                    &self.metrics,
+                )
                 .await?;
             if let Some(t) = d.get("UpdateToken") {
                 req["UpdateToken"] = t.clone();
@@ -749,7 +762,10 @@ impl Router {
     async fn catch_up_locked(&self, z: usize) {
         let name = &self.zones[z].name;
         for change in self.sync.pending(name) {
-            match self.send_change(z, &change.action, &change.body, false).await {
+            match self
+                .send_change(z, &change.action, &change.body, false)
+                .await
+            {
                 Ok(_) => {
                     if self.sync.applied(name, change.gen).is_err() {
                         return;
@@ -813,7 +829,10 @@ mod tests {
     #[test]
     fn firewall_id_is_uuid_shaped_and_stable() {
         let a = firewall_id("arn:aws:network-firewall:us-east-1:0:firewall/x");
-        assert_eq!(a, firewall_id("arn:aws:network-firewall:us-east-1:0:firewall/x"));
+        assert_eq!(
+            a,
+            firewall_id("arn:aws:network-firewall:us-east-1:0:firewall/x")
+        );
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
     }

@@ -73,7 +73,8 @@ impl Server {
             let server = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 else {
                     return;
                 };
@@ -138,7 +139,9 @@ impl Server {
             let Ok(v) = value.to_str() else {
                 return (
                     String::new(),
-                    Err(ApiError::invalid(format!("header {name}: not visible ASCII"))),
+                    Err(ApiError::invalid(format!(
+                        "header {name}: not visible ASCII"
+                    ))),
                 );
             };
             headers.push((name.as_str().to_string(), v.to_string()));
@@ -202,10 +205,7 @@ impl Server {
             return (String::new(), Err(err));
         };
         if parts.method != Method::POST {
-            let err = ApiError::invalid(format!(
-                "AWS API requests use POST, not {}",
-                parts.method
-            ));
+            let err = ApiError::invalid(format!("AWS API requests use POST, not {}", parts.method));
             return (action, Err(err));
         }
         let decoded: Result<Value, ApiError> = if body.iter().all(u8::is_ascii_whitespace) {
@@ -241,8 +241,7 @@ impl Server {
 }
 
 fn is_mutating(action: &str) -> bool {
-    action.starts_with("Start")
-        || crate::policy_sync::CHANGE_ACTIONS.contains(&action)
+    action.starts_with("Start") || crate::policy_sync::CHANGE_ACTIONS.contains(&action)
 }
 
 fn text(status: u16, body: String) -> Response<Body> {

@@ -51,8 +51,8 @@ pub fn cert_files(fleet: &Fleet) -> Result<(PathBuf, PathBuf), TlsError> {
     names.extend(fleet.tls.subject_alt_names.iter().cloned());
     names.sort();
     names.dedup();
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let ck =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     // The key first: a certificate without its key would be reused and then fail.
     write_atomic(&key, ck.key_pair.serialize_pem().as_bytes(), 0o600)?;
     write_atomic(&cert, ck.cert.pem().as_bytes(), 0o644)?;
@@ -82,7 +82,10 @@ fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
 
 /// The server configuration for `cert`/`key`, and the SHA-256 fingerprint of the
 /// certificate (logged, so an operator can compare it with what a client sees).
-pub fn server_config(cert: &Path, key: &Path) -> Result<(Arc<rustls::ServerConfig>, String), TlsError> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, String), TlsError> {
     let certs: Vec<CertificateDer<'static>> = {
         let pem = std::fs::read(cert).map_err(|e| file_err(cert, e))?;
         rustls_pemfile::certs(&mut pem.as_slice())

@@ -57,7 +57,11 @@ impl ZoneClient {
         };
         let mut builder = reqwest::Client::builder()
             .timeout(fleet.upstream_timeout())
-            .connect_timeout(fleet.upstream_timeout().min(std::time::Duration::from_secs(3)))
+            .connect_timeout(
+                fleet
+                    .upstream_timeout()
+                    .min(std::time::Duration::from_secs(3)),
+            )
             .use_rustls_tls()
             .https_only(url.scheme() == "https");
         if let Some(ca) = &zone.ca_file {
@@ -103,7 +107,10 @@ impl ZoneClient {
         let payload = serde_json::to_vec(body).unwrap_or_default();
         let mut headers = vec![
             ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
-            ("x-amz-target".to_string(), format!("{TARGET_PREFIX}{action}")),
+            (
+                "x-amz-target".to_string(),
+                format!("{TARGET_PREFIX}{action}"),
+            ),
         ];
         let path = match self.url.path() {
             "" => "/",

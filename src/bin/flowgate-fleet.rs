@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(version, about = "One AWS-compatible endpoint over several Flowgate appliances (one per zone)")]
+#[command(
+    version,
+    about = "One AWS-compatible endpoint over several Flowgate appliances (one per zone)"
+)]
 struct Args {
     /// The inventory: the firewall, the fleet's listener and keys, one [[zone]] per appliance.
     #[arg(long, short = 'i', env = "FLOWGATE_FLEET_INVENTORY")]
@@ -21,7 +24,13 @@ fn main() -> ExitCode {
     let result = if args.check {
         fleet::inventory::Inventory::load(&args.inventory)
             .map_err(|e| e.to_string())
-            .map(|inv| println!("{}: {} zones, ok", args.inventory.display(), inv.zones.len()))
+            .map(|inv| {
+                println!(
+                    "{}: {} zones, ok",
+                    args.inventory.display(),
+                    inv.zones.len()
+                )
+            })
     } else {
         fleet::run(&args.inventory)
     };

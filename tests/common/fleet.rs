@@ -75,7 +75,11 @@ impl FleetProc {
             if f.ca.is_file() && f.get("/healthz").is_some_and(|(s, _)| s == 200) {
                 return f;
             }
-            assert!(Instant::now() < deadline, "fleet not ready:\n{}", f.output());
+            assert!(
+                Instant::now() < deadline,
+                "fleet not ready:\n{}",
+                f.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -183,4 +187,3 @@ impl AwsOutcome {
         );
     }
 }
-
