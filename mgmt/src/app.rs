@@ -27,6 +27,7 @@ use crate::logs::{alert_record, write_netflow, Envelope, LineWriter, NetflowTime
 use crate::metrics::Families;
 use crate::ops::OpsManager;
 use crate::policy_mgr::PolicyManager;
+use crate::resources::{PolicyHost, ResourceManager};
 use crate::sigv4::{self, Credentials, KeyStore};
 
 /// Port names by the workers' port index (`pair * 2 + side`).
@@ -44,6 +45,8 @@ pub struct App {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub policy: PolicyManager,
+    /// The AWS resources (firewall, policies, rule groups, logging, tags).
+    pub resources: ResourceManager,
     pub ops: Arc<OpsManager>,
     pub clock: Clock,
     pub audit: Audit,
@@ -65,6 +68,7 @@ pub struct AppParts {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub policy: PolicyManager,
+    pub resources: ResourceManager,
     pub clock: Clock,
     pub ports: PortNames,
     pub port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
@@ -114,6 +118,7 @@ impl App {
         Ok(Arc::new(App {
             control: p.control,
             policy: p.policy,
+            resources: p.resources,
             ops,
             clock: p.clock,
             audit,
@@ -133,6 +138,7 @@ impl App {
     /// Re-reads the policy files (API, CLI and SIGHUP).
     pub fn reload_policy(&self, caller: &str, source: Option<SocketAddr>) -> Result<Value, String> {
         let res = self.policy.reload(&self.control);
+        self.resources.after_reload(res.is_ok());
         let src = source.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         match &res {
             Ok(p) => {
@@ -695,13 +701,17 @@ impl App {
         }
         if let Some(protocol) = Protocol::of_path(&req.path) {
             return match self.authenticate(req, protocol) {
-                Ok(caller) => crate::aws_api::handle(
+                Ok(caller) => crate::aws_api::handle_with(
                     &self.ops,
                     &self.cfg,
                     req,
                     &caller,
                     &self.audit,
                     protocol,
+                    Some(crate::aws_api::Resources {
+                        mgr: &self.resources,
+                        host: self,
+                    }),
                 ),
                 Err(r) => r,
             };
@@ -833,6 +843,14 @@ impl App {
         self.log_queue.close();
         let _ = writer.join();
         self.flush_logs();
+    }
+}
+
+/// The resource actions switch the running policy through the same path as a reload.
+impl PolicyHost for App {
+    fn apply_policy_file(&self, path: &std::path::Path, caller: &str) -> Result<(), String> {
+        self.policy.set_path(path);
+        self.reload_policy(caller, None).map(|_| ())
     }
 }
 
