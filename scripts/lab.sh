@@ -140,10 +140,10 @@ up() {
     lab_env
 }
 
-# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+# The console's address and sign-in keys, on stderr (stdout is the `export KEY=VALUE` environment).
 console_banner() {
     local api
-    api="$(lab_env | sed -n 's/^FLOWGATE_API=//p')"
+    api="http://$API_ADDR"
     log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
