@@ -46,7 +46,6 @@ export interface Policy {
   streamExceptionPolicy: string;
   ruleOrder: string;
   tcpIdleTimeoutSeconds: number | null;
-  statelessDefault: string;
   rules: Rule[];
   groups: RuleGroupRef[];
   lastReloadError: string | null;
@@ -58,7 +57,6 @@ interface NativePolicy {
   stream_exception_policy?: string;
   rule_order?: string;
   tcp_idle_timeout_seconds?: number | null;
-  stateless_default?: string;
   stateful_rules?: Rule[];
   rule_groups?: { name: string; priority?: number; rules: number }[];
   last_reload_error: string | null;
@@ -77,7 +75,6 @@ export async function loadPolicy(s: Session): Promise<Policy> {
     streamExceptionPolicy: (p.stream_exception_policy ?? fromSummary(p.summary, "stream_exception_policy")).toUpperCase(),
     ruleOrder: (p.rule_order ?? fromSummary(p.summary, "rule_order")).toUpperCase(),
     tcpIdleTimeoutSeconds: p.tcp_idle_timeout_seconds ?? null,
-    statelessDefault: p.stateless_default ?? "",
     rules: p.stateful_rules ?? [],
     groups: (p.rule_groups ?? []).map((g) => ({ name: g.name, priority: g.priority, rules: g.rules })),
     lastReloadError: p.last_reload_error,
