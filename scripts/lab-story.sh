@@ -13,7 +13,6 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 eval "$("$FG_ROOT/scripts/lab.sh" env)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 CTL="$FLOWGATECTL"
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 POLICY_DIR="$(dirname "$FLOWGATE_CONFIG")"
@@ -59,7 +58,7 @@ ports="$(json 'print(" ".join(sorted(str(f["dst_port"]) for f in d["flows"])))' 
 [ "$ports" = "7001 7002" ] || fail "capture found ports '$ports', expected '7001 7002'"
 
 step "policy change: deny port 7001 (reload without restart)"
-cp "$POLICY_DIR/policies/lab-deny-7001.rules" "$POLICY_DIR/lab.rules"
+cp "$POLICY_DIR/policies/lab-deny-7001.rules" "$POLICY_DIR/lab.rules.tmp" && mv -f "$POLICY_DIR/lab.rules.tmp" "$POLICY_DIR/lab.rules"
 "$CTL" policy reload
 a_before="$(echoes "$WORK/a")"
 sleep 1

@@ -3,10 +3,13 @@
 # namespaces, with real programs talking through the DPDK data path.
 #
 #   scripts/lab.sh          the demo: up, real traffic, metrics, capture and flush, down
-#   scripts/lab.sh up       build, create namespaces and links, start flowgate, print KEY=VALUE env
+#   scripts/lab.sh up       build, create namespaces and links, start flowgate, print the
+#                           lab's environment as `export KEY=VALUE` lines:
+#                           eval "$(scripts/lab.sh up)" && flowgatectl stats
+#                           (and, on stderr, the web console URL and sign-in keys)
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
 #   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
-#   scripts/lab.sh env      print the lab's KEY=VALUE environment
+#   scripts/lab.sh env      print the lab's environment (`export KEY=VALUE` lines)
 #   scripts/lab.sh fleet [up|down|env]  two zones behind flowgate-fleet (scripts/lab-fleet.sh)
 #
 # Config: ${FLOWGATE_LAB_CONFIG:-configs/lab.toml}. Addresses: 198.18.0.0/15 and 2001:2::/48 only.
@@ -34,9 +37,13 @@ API_ADDR="$(conf_value listen)"
 API_ADDR="${API_ADDR:-127.0.0.1:8480}"
 METRICS_ADDR="$(conf_value metrics_listen)"
 METRICS_ADDR="${METRICS_ADDR:-$API_ADDR}"
+CTL_BIN="${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}"
 
-lab_env() {
-    cat <<ENV
+lab_env() { # the lab's environment as `export KEY=VALUE` lines, for `eval "$(scripts/lab.sh up)"`
+    local kv
+    while IFS= read -r kv; do
+        printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+    done <<ENV
 CLIENT_NS=$CLIENT_NS
 SERVER_NS=$SERVER_NS
 CLIENT_IP4=$CLIENT_IP4
@@ -53,14 +60,17 @@ FLOWGATE_SECRET_ACCESS_KEY=$(conf_value secret_access_key)
 FLOWGATE_REGION=$(conf_value region)
 FIREWALL_ARN=$(conf_value firewall_arn)
 FLOWGATE_ZONE=$(conf_value zone)
-FLOWGATECTL=${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}
+FLOWGATECTL=$CTL_BIN
 ENV
+    # `flowgatectl` by name, as the README runs it; $PATH expands in the caller's shell.
+    printf 'export PATH=%q:"$PATH"\n' "$(dirname "$CTL_BIN")"
 }
 
 start_flowgate() {
     log "starting flowgate with $CONFIG"
     "$FLOWGATE_BIN" --config "$CONFIG" >>"$LAB_DIR/log/flowgate.out" 2>&1 &
-    echo $! >"$PIDFILE"
+    # Written atomically: `lab.sh down` (another process) may read it at any time.
+    echo $! >"$PIDFILE.tmp" && mv -f "$PIDFILE.tmp" "$PIDFILE"
     local pid ok=""
     pid="$(cat "$PIDFILE")"
     for _ in $(seq 1 150); do
@@ -118,6 +128,7 @@ ns_side() { # ns_side NS INNER OUTER IP4 IP6
 up() {
     [ "$(id -u)" -eq 0 ] || die "the lab needs root (namespaces, veth, DPDK)"
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
+    "$FG_ROOT/scripts/build-console.sh" --no-test >&2
     build_release
     down
     rm -rf "$RUN_CONFIG_DIR"
@@ -127,7 +138,15 @@ up() {
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
     start_flowgate
+    console_banner
     lab_env
+}
+
+# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+console_banner() {
+    local api
+    api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
+    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }
@@ -147,7 +166,6 @@ demo() {
     fi
     trap 'down' EXIT
     eval "$(up)"
-    export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
     local fail=0 www="$LAB_DIR/www"
     mkdir -p "$www"
     head -c 20000000 /dev/urandom >"$www/blob.bin"

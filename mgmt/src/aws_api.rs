@@ -8,14 +8,21 @@
 //!   model). The body is decoded into the same JSON value ([`crate::cbor`]), so validation
 //!   and results are identical; timestamps go back as CBOR epoch-time tags.
 //!
+//! The resource actions (firewall, policies, rule groups, logging, tags) are served by
+//! [`crate::resources::actions`] through [`handle_with`].
+//!
 //! Authentication happened before [`handle`] is called.
 //!
 //! Choices where the service is silent or single-appliance differs (see `docs/api.md`):
 //! * `FirewallArn` must be this appliance's ARN, else `ResourceNotFoundException`.
-//! * `AvailabilityZone` / `AvailabilityZoneId`, when given, must name this appliance's zone,
-//!   else `InvalidRequestException` (a zone is part of the request's scope, not a resource
-//!   one could look up here).
-//! * `VpcEndpointId` / `VpcEndpointAssociationArn` are checked for shape and echoed.
+//! * `AvailabilityZone` / `AvailabilityZoneId` (at most one of them, as the service
+//!   requires), when given, must name this appliance's zone or zone id (`[appliance] zone`,
+//!   `zone_id`), else `InvalidRequestException` (a zone is part of the request's scope, not
+//!   a resource one could look up here). Describe and Results report both.
+//! * `VpcEndpointId` (`^vpce-[a-zA-Z0-9]*$`, 5–256 characters) and
+//!   `VpcEndpointAssociationArn` are checked for shape and echoed.
+//! * Error bodies carry the message as `Message` (what botocore's modelled parse reads) and
+//!   `message` (what its generic parse and older clients read).
 //! * A second operation while one is in progress: `ThrottlingException`, HTTP 429.
 //! * Unknown members are ignored, as the service's JSON protocol does.
 
@@ -26,6 +33,7 @@ use crate::cbor;
 use crate::config::Config;
 use crate::http::server::{Request, Response};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
+use crate::resources::{PolicyHost, ResourceManager};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -33,7 +41,7 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const CBOR_PATH_PREFIX: &str = "/service/NetworkFirewall_20201112/operation/";
 pub const CBOR_CONTENT_TYPE: &str = "application/cbor";
 /// Response members that are timestamps (CBOR carries them as epoch-time tags).
-const TIMESTAMP_MEMBERS: &[&str] = &["FlowRequestTimestamp"];
+const TIMESTAMP_MEMBERS: &[&str] = &["FlowRequestTimestamp", "LastModifiedTime"];
 
 /// The wire protocol a request came in on; its response and errors go back in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +75,12 @@ impl Protocol {
         }
     }
 
-    /// The service's error shape, `{"__type": kind, "message": …}`.
+    /// The service's error shape, `{"__type": kind, "Message": …, "message": …}`.
     pub fn error(self, status: u16, kind: &str, message: &str) -> Response {
-        self.response(status, &json!({"__type": kind, "message": message}))
+        self.response(
+            status,
+            &json!({"__type": kind, "Message": message, "message": message}),
+        )
     }
 }
 /// `PaginationMaxResults`.
@@ -123,7 +134,15 @@ impl From<OpsError> for ApiError {
     }
 }
 
-/// One AWS API request (either protocol). Start actions and every refused call are audited.
+/// The resource actions' view of the appliance ([`crate::resources`]).
+#[derive(Clone, Copy)]
+pub struct Resources<'a> {
+    pub mgr: &'a ResourceManager,
+    pub host: &'a dyn PolicyHost,
+}
+
+/// One AWS API request (either protocol), flow operations only (resource actions answer
+/// `UnknownOperationException`): see [`handle_with`].
 pub fn handle(
     ops: &OpsManager,
     cfg: &Config,
@@ -132,14 +151,29 @@ pub fn handle(
     audit: &Audit,
     protocol: Protocol,
 ) -> Response {
+    handle_with(ops, cfg, req, caller, audit, protocol, None)
+}
+
+/// One AWS API request (either protocol). Actions that change something and every refused
+/// call are audited.
+pub fn handle_with(
+    ops: &OpsManager,
+    cfg: &Config,
+    req: &Request,
+    caller: &str,
+    audit: &Audit,
+    protocol: Protocol,
+    resources: Option<Resources<'_>>,
+) -> Response {
     let action = action_name(req, protocol);
-    let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush");
+    let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush")
+        || crate::resources::actions::is_mutating(action);
     let audit_action = match (action.is_empty(), protocol) {
         (false, _) => action,
         (true, Protocol::Json) => "(no X-Amz-Target)",
         (true, Protocol::Cbor) => "(no operation in path)",
     };
-    match dispatch(ops, cfg, req, caller, protocol) {
+    match dispatch(ops, cfg, req, caller, protocol, resources) {
         Ok((body, created)) => {
             if mutating {
                 audit.record(
@@ -192,6 +226,7 @@ fn dispatch(
     req: &Request,
     caller: &str,
     protocol: Protocol,
+    resources: Option<Resources<'_>>,
 ) -> Result<(Value, Option<String>), ApiError> {
     let action = action_of(req, protocol).map_err(|raw| {
         unknown(match protocol {
@@ -204,14 +239,18 @@ fn dispatch(
             }
         })
     })?;
-    if !matches!(
-        action,
-        "StartFlowCapture"
-            | "StartFlowFlush"
-            | "DescribeFlowOperation"
-            | "ListFlowOperations"
-            | "ListFlowOperationResults"
-    ) {
+    let resource_action =
+        resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
+    if resource_action.is_none()
+        && !matches!(
+            action,
+            "StartFlowCapture"
+                | "StartFlowFlush"
+                | "DescribeFlowOperation"
+                | "ListFlowOperations"
+                | "ListFlowOperationResults"
+        )
+    {
         return Err(unknown(format!("unknown operation '{action}'")));
     }
     if req.method != "POST" {
@@ -227,6 +266,12 @@ fn dispatch(
         Protocol::Cbor => cbor::decode(&req.body)
             .map_err(|e| ApiError::serialization(format!("request body is not valid CBOR: {e}")))?,
     };
+    if !body.is_object() {
+        return Err(ApiError::serialization("request body must be an object"));
+    }
+    if let Some(r) = resource_action {
+        return crate::resources::actions::dispatch(r.mgr, r.host, action, &body, caller);
+    }
     let obj = Fields::root(
         body.as_object()
             .ok_or_else(|| ApiError::serialization("request body must be an object"))?,
@@ -339,10 +384,18 @@ fn check_arn(member: &str, v: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `VpcEndpointId`: `^vpce-[a-zA-Z0-9]*$`, 5 to 256 characters.
+fn is_vpc_endpoint_id(v: &str) -> bool {
+    (5..=256).contains(&v.len())
+        && v.strip_prefix("vpce-")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// The scoping members every request carries, checked against this appliance.
 struct Scope {
     firewall_arn: String,
     zone: String,
+    zone_id: Option<String>,
     vpc_endpoint_id: Option<String>,
     vpc_endpoint_association_arn: Option<String>,
 }
@@ -358,22 +411,39 @@ impl Scope {
                 a.firewall_arn
             )));
         }
-        for member in ["AvailabilityZone", "AvailabilityZoneId"] {
-            if let Some(z) = obj.str(member)? {
-                if z != a.zone {
-                    return Err(ApiError::invalid(format!(
-                        "{member}: '{z}' is not this firewall's availability zone ('{}')",
-                        a.zone
-                    )));
-                }
+        match (obj.str("AvailabilityZone")?, obj.str("AvailabilityZoneId")?) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "AvailabilityZone and AvailabilityZoneId: specify one or the other, not both",
+                ))
             }
+            (Some(z), None) if z != a.zone => {
+                return Err(ApiError::invalid(format!(
+                    "AvailabilityZone: '{z}' is not this firewall's availability zone ('{}')",
+                    a.zone
+                )))
+            }
+            (None, Some(z)) if a.zone_id.as_deref() != Some(z) => {
+                return Err(ApiError::invalid(match &a.zone_id {
+                    Some(id) => format!(
+                        "AvailabilityZoneId: '{z}' is not this firewall's availability zone id ('{id}')"
+                    ),
+                    None => format!(
+                        "AvailabilityZoneId: '{z}' is not this firewall's availability zone id \
+                         (none is configured; name the zone with AvailabilityZone '{}')",
+                        a.zone
+                    ),
+                }))
+            }
+            _ => {}
         }
         let vpce = obj.str("VpcEndpointId")?;
         if let Some(v) = vpce {
-            if v.is_empty() || v.len() > 256 {
-                return Err(ApiError::invalid(
-                    "VpcEndpointId: must be 1 to 256 characters",
-                ));
+            if !is_vpc_endpoint_id(v) {
+                return Err(ApiError::invalid(format!(
+                    "VpcEndpointId: '{}' must match ^vpce-[a-zA-Z0-9]*$ (5 to 256 characters)",
+                    v.chars().take(64).collect::<String>()
+                )));
             }
         }
         let assoc = obj.str("VpcEndpointAssociationArn")?;
@@ -383,15 +453,20 @@ impl Scope {
         Ok(Scope {
             firewall_arn: arn.to_string(),
             zone: a.zone.clone(),
+            zone_id: a.zone_id.clone(),
             vpc_endpoint_id: vpce.map(str::to_string),
             vpc_endpoint_association_arn: assoc.map(str::to_string),
         })
     }
 
-    /// `FirewallArn`, `AvailabilityZone` and the echoed endpoint members.
+    /// `FirewallArn`, `AvailabilityZone`, `AvailabilityZoneId` (when configured) and the
+    /// echoed endpoint members.
     fn echo(&self, out: &mut Map<String, Value>) {
         out.insert("FirewallArn".into(), json!(self.firewall_arn));
         out.insert("AvailabilityZone".into(), json!(self.zone));
+        if let Some(id) = &self.zone_id {
+            out.insert("AvailabilityZoneId".into(), json!(id));
+        }
         if let Some(v) = &self.vpc_endpoint_id {
             out.insert("VpcEndpointId".into(), json!(v));
         }
