@@ -354,15 +354,9 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
     ]);
     o.assert_error("ResourceNotFoundException", "DescribeFlowOperation");
 
-    // Zone by AvailabilityZoneId; an unknown zone is refused by name.
-    let id_b = {
-        let o = fx.start_op("start-flow-capture", &["--availability-zone-id", ZONE_B_ID]);
-        assert!(o.ok, "{}", o.stderr);
-        serde_json::from_str::<Value>(&o.stdout).unwrap()["FlowOperationId"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    // Zone b (AvailabilityZoneId routing is covered by the router's unit tests: the AWS
+    // CLI v1's copy of the model lacks that member); an unknown zone is refused by name.
+    let id_b = fx.capture(ZONE_B);
     assert_eq!(
         fx.wait_settled(ZONE_B, &id_b)["FlowOperationStatus"],
         "COMPLETED"

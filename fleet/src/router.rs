@@ -826,6 +826,61 @@ fn firewall_id(arn: &str) -> String {
 mod tests {
     use super::*;
 
+    fn router() -> (Router, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("fleet-router-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("fleet.toml");
+        let zone = |n: &str, id: &str, port: u16| {
+            format!(
+                "[[zone]]\nname = \"{n}\"\nid = \"{id}\"\napi = \"http://127.0.0.1:{port}\"\naccess_key_id = \"K\"\nsecret_access_key = \"S\"\n"
+            )
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "[fleet]\nfirewall_name = \"fw\"\nfirewall_arn = \"arn:aws:network-firewall:us-east-1:0:firewall/fw\"\nlisten = \"127.0.0.1:1\"\nregion = \"us-east-1\"\nstate_dir = \"state\"\n[[fleet.keys]]\naccess_key_id = \"F\"\nsecret_access_key = \"F\"\n{}{}",
+                zone("zone-a", "use1-az1", 1),
+                zone("zone-b", "use1-az2", 2)
+            ),
+        )
+        .unwrap();
+        let inv = Inventory::load(&p).unwrap();
+        let metrics = Arc::new(Metrics::new(&["zone-a".into(), "zone-b".into()]));
+        (Router::new(inv, metrics).unwrap(), dir)
+    }
+
+    #[test]
+    fn zones_resolve_by_name_or_id_and_unknown_or_conflicting_zones_are_refused() {
+        let (r, dir) = router();
+        assert_eq!(r.zone_of(&json!({})).unwrap(), None);
+        assert_eq!(r.zone_of(&json!({"AvailabilityZone": "zone-b"})).unwrap(), Some(1));
+        assert_eq!(r.zone_of(&json!({"AvailabilityZoneId": "use1-az2"})).unwrap(), Some(1));
+        assert_eq!(
+            r.zone_of(&json!({"AvailabilityZone": "zone-a", "AvailabilityZoneId": "use1-az1"}))
+                .unwrap(),
+            Some(0)
+        );
+        for bad in [
+            json!({"AvailabilityZone": "zone-c"}),
+            json!({"AvailabilityZoneId": "use1-az9"}),
+            json!({"AvailabilityZone": "zone-a", "AvailabilityZoneId": "use1-az2"}),
+        ] {
+            let e = r.zone_of(&bad).unwrap_err();
+            assert_eq!(e.kind, "InvalidRequestException", "{bad}");
+        }
+        assert_eq!(
+            r.zone_of(&json!({"AvailabilityZone": 7})).unwrap_err().kind,
+            "SerializationException"
+        );
+        let e = r.required_zone(&json!({})).unwrap_err();
+        assert!(e.message.contains("zone-a (use1-az1)"), "{}", e.message);
+        // The appliance gets its zone by name and its own ARN; the id is not forwarded.
+        let b = r.scoped(1, &json!({"FirewallArn": "x", "AvailabilityZoneId": "use1-az2"}));
+        assert_eq!(b["AvailabilityZone"], "zone-b");
+        assert!(b.get("AvailabilityZoneId").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn firewall_id_is_uuid_shaped_and_stable() {
         let a = firewall_id("arn:aws:network-firewall:us-east-1:0:firewall/x");
