@@ -16,7 +16,7 @@ use dataplane::worker::Engine;
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use mgmt::app::{App, AppParts};
 use mgmt::clock::Clock;
-use mgmt::config::{Config, FrameAction, FullAction};
+use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
 use mgmt::control::{Control, WorkerLink};
 use mgmt::http::server::{Server, ServerLimits};
 use mgmt::policy_mgr::PolicyManager;
@@ -222,6 +222,9 @@ fn run_with_eal(
                 emergency_high_pct: ft.emergency_high_pct,
                 emergency_low_pct: ft.emergency_low_pct,
                 ticks_per_sec,
+                tombstone_secs: cfg.dataplane.reject_tombstone_secs,
+                // A fresh random key per worker and boot (see FlowHasher).
+                hash_seeds: None,
             },
             vlan_zone: ft.vlan_zone,
             pass_malformed: cfg.dataplane.malformed_action == FrameAction::Pass,
@@ -230,6 +233,13 @@ fn run_with_eal(
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
             scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
             ticks_per_sec,
+            tcp_liberal: cfg.dataplane.tcp_liberal,
+            reject_rst: match cfg.dataplane.reject_rst {
+                RejectRst::Sender => dataplane::worker::RejectRst::Sender,
+                RejectRst::Both => dataplane::worker::RejectRst::Both,
+            },
+            rst_rate_per_sec: cfg.dataplane.reject_rsts_per_sec,
+            rst_burst: cfg.dataplane.reject_rst_burst,
         };
         let engine = Engine::new(
             engine_cfg,

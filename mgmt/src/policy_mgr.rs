@@ -364,6 +364,42 @@ impl PolicyManager {
         out
     }
 
+    /// `GET /v1/policy`: the policy in force, its engine options, its rule groups (names
+    /// and rule counts, in file order) and every stateful rule with its hits (read-only;
+    /// the console's Policy page).
+    pub fn describe_json(&self) -> serde_json::Value {
+        let p = self.current();
+        let hits = self.rule_hits();
+        let mut groups: Vec<(String, usize)> = Vec::new();
+        let rules: Vec<serde_json::Value> = p
+            .rules()
+            .iter()
+            .map(|r| {
+                match groups.iter_mut().find(|(g, _)| *g == r.group) {
+                    Some((_, n)) => *n += 1,
+                    None => groups.push((r.group.clone(), 1)),
+                }
+                serde_json::json!({
+                    "sid": r.sid, "rev": r.rev, "action": r.action.as_str(), "msg": r.msg,
+                    "group": r.group,
+                    "hits": hits.get(&(r.sid, action_name(r))).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "epoch": p.epoch(),
+            "rules": rules.len(),
+            "stateful_rules": rules,
+            "rule_groups": groups.iter().map(|(name, n)| serde_json::json!({"name": name, "rules": n})).collect::<Vec<_>>(),
+            "summary": p.summary(),
+            "stream_exception_policy": p.stream_exception().as_str(),
+            "rule_order": p.rule_order().as_str(),
+            "tcp_idle_timeout_seconds": p.tcp_idle_timeout_secs(),
+            "file": self.path().display().to_string(),
+            "last_reload_error": self.last_error(),
+        })
+    }
+
     /// Asks every worker for its current rule-hit counters (answers arrive as replies).
     pub fn request_rule_hits(&self, control: &Control) {
         let cur = self.current();
