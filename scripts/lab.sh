@@ -142,7 +142,7 @@ up() {
     lab_env
 }
 
-# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+# The console's address and sign-in keys, on stderr (stdout is the `export KEY=VALUE` environment).
 console_banner() {
     local api
     api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
