@@ -240,16 +240,10 @@ impl FlowShard {
         e.idle(now) > self.timeouts().idle_limit(e.key.proto(), e.state)
     }
 
-    /// The two large arrays (slab, bucket index) as (address, bytes): the binary asks for
-    /// huge pages on them (`dpdk_bindings::collapse_to_huge_pages`).
-    pub fn memory_regions(&self) -> [(*const u8, usize); 2] {
-        [
-            (
-                self.entries.as_ptr().cast(),
-                core::mem::size_of_val(&*self.entries),
-            ),
-            self.index.region(),
-        ]
+    /// The two large arrays (slab, bucket index): the binary prefaults them and asks for
+    /// huge pages on them (`dpdk_bindings::{prefault, collapse_to_huge_pages}`).
+    pub fn memory_regions(&self) -> (&[FlowEntry], &[impl Sized]) {
+        (&self.entries, self.index.region())
     }
 
     /// Bytes of memory the shard holds (slab, index, free stack).
