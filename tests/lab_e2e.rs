@@ -71,3 +71,10 @@ fn policy_reload_and_restart_midstream_reject() {
 fn flood_of_new_flows_keeps_the_established_session_alive() {
     run_locked("scripts/tests/lab-flood.sh", &[]);
 }
+
+/// The README's operator examples, executed literally (the marked ```sh blocks read from
+/// README.md): `eval "$(scripts/lab.sh up)"`, then flowgatectl and the AWS CLI as written.
+#[test]
+fn readme_operator_examples_work_literally() {
+    run_locked("scripts/tests/readme-examples.sh", &[]);
+}

@@ -24,7 +24,6 @@ pub mod fragments;
 pub mod gen;
 pub mod ops;
 pub mod packet;
-pub mod pcapfile;
 pub mod policy;
 pub mod wire;
 pub mod worker;
