@@ -47,8 +47,10 @@ pub struct FragConfig {
 pub struct FragCounters {
     /// First fragments recorded.
     pub datagrams: u64,
-    /// Later fragments that followed their first fragment's verdict.
+    /// Later fragments forwarded, following their forwarded first fragment.
     pub followed: u64,
+    /// Later fragments dropped, following their dropped first fragment.
+    pub dropped_with_first: u64,
     /// Later fragments dropped: no first fragment seen (or its entry expired or evicted).
     pub no_first: u64,
     /// Fragments dropped for overlapping (or duplicating) a fragment already seen, and the
@@ -277,6 +279,7 @@ impl FragmentTracker {
             self.counters.followed += 1;
             Follow::Forward(flow)
         } else {
+            self.counters.dropped_with_first += 1;
             Follow::DropLikeFirst
         }
     }

@@ -183,6 +183,7 @@ impl App {
             let g = &v.fragments;
             f.datagrams += g.datagrams;
             f.followed += g.followed;
+            f.dropped_with_first += g.dropped_with_first;
             f.no_first += g.no_first;
             f.overlap += g.overlap;
             f.bad += g.bad;
@@ -251,6 +252,7 @@ impl App {
                           "rejected": t.midstream_rejected, "rsts_sent": t.rsts_sent},
             "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
             "fragments": {"datagrams": t.fragments.datagrams, "followed": t.fragments.followed,
+                          "dropped_with_first": t.fragments.dropped_with_first,
                           "no_first": t.fragments.no_first, "overlap": t.fragments.overlap,
                           "bad": t.fragments.bad, "evicted": t.fragments.evicted,
                           "completed": t.fragments.completed},
@@ -425,6 +427,7 @@ impl App {
             for (outcome, v) in [
                 ("datagram", fr.datagrams),
                 ("followed", fr.followed),
+                ("dropped_with_first", fr.dropped_with_first),
                 ("no_first", fr.no_first),
                 ("overlap", fr.overlap),
                 ("bad", fr.bad),
@@ -433,7 +436,7 @@ impl App {
             ] {
                 f.counter(
                     "flowgate_fragments_total",
-                    "Fragment tracking: first fragments recorded (datagram), later fragments that followed or were dropped (no_first, overlap, bad), entries evicted, datagrams completed",
+                    "Fragment tracking: first fragments recorded (datagram); later fragments forwarded (followed) or dropped with their first (dropped_with_first), or dropped as orphans (no_first), overlaps (overlap) or bad lengths (bad); entries evicted; datagrams completed",
                     &[("worker", ws.as_str()), ("outcome", outcome)],
                     v as f64,
                 );
