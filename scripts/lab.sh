@@ -6,9 +6,11 @@
 #   scripts/lab.sh up       build, create namespaces and links, start flowgate, print the
 #                           lab's environment as `export KEY=VALUE` lines:
 #                           eval "$(scripts/lab.sh up)" && flowgatectl stats
+#                           (and, on stderr, the web console URL and sign-in keys)
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
 #   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
 #   scripts/lab.sh env      print the lab's environment (`export KEY=VALUE` lines)
+#   scripts/lab.sh fleet [up|down|env]  two zones behind flowgate-fleet (scripts/lab-fleet.sh)
 #
 # Config: ${FLOWGATE_LAB_CONFIG:-configs/lab.toml}. Addresses: 198.18.0.0/15 and 2001:2::/48 only.
 set -euo pipefail
@@ -67,7 +69,8 @@ ENV
 start_flowgate() {
     log "starting flowgate with $CONFIG"
     "$FLOWGATE_BIN" --config "$CONFIG" >>"$LAB_DIR/log/flowgate.out" 2>&1 &
-    echo $! >"$PIDFILE"
+    # Written atomically: `lab.sh down` (another process) may read it at any time.
+    echo $! >"$PIDFILE.tmp" && mv -f "$PIDFILE.tmp" "$PIDFILE"
     local pid ok=""
     pid="$(cat "$PIDFILE")"
     for _ in $(seq 1 150); do
@@ -125,6 +128,7 @@ ns_side() { # ns_side NS INNER OUTER IP4 IP6
 up() {
     [ "$(id -u)" -eq 0 ] || die "the lab needs root (namespaces, veth, DPDK)"
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
+    "$FG_ROOT/scripts/build-console.sh" --no-test >&2
     build_release
     down
     rm -rf "$RUN_CONFIG_DIR"
@@ -134,7 +138,15 @@ up() {
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
     start_flowgate
+    console_banner
     lab_env
+}
+
+# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+console_banner() {
+    local api
+    api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
+    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }
@@ -197,5 +209,6 @@ case "${1:-demo}" in
     down) down; log "lab down" ;;
     env) lab_env ;;
     demo) demo ;;
-    *) die "usage: $0 [up|down|restart|env]" ;;
+    fleet) shift; exec "$FG_ROOT/scripts/lab-fleet.sh" "$@" ;;
+    *) die "usage: $0 [up|down|restart|env|fleet]" ;;
 esac

@@ -88,9 +88,10 @@ impl RunningWorker {
         // The table resident now (flat memory from start, no first-touch faults on the
         // packet path), then on huge pages: random lookups in a 1M-flow table otherwise
         // pay a TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
-        let (slab, index) = self.engine.shard().memory_regions();
+        let (slab, windows, index) = self.engine.shard().memory_regions();
         for e in [
             dpdk_bindings::prefault(slab).err(),
+            dpdk_bindings::prefault(windows).err(),
             dpdk_bindings::prefault(index).err(),
         ]
         .into_iter()
@@ -101,6 +102,7 @@ impl RunningWorker {
             );
         }
         let huge = dpdk_bindings::collapse_to_huge_pages(slab).unwrap_or(0)
+            + dpdk_bindings::collapse_to_huge_pages(windows).unwrap_or(0)
             + dpdk_bindings::collapse_to_huge_pages(index).unwrap_or(0);
         eprintln!(
             "flowgate: worker flow table: {} MiB on transparent huge pages",

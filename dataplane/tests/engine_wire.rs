@@ -18,7 +18,7 @@ use dataplane::wire::build::{
 use dataplane::wire::ParseError;
 use dataplane::worker::counters::non_ip_slot;
 use dataplane::worker::engine::{EngineConfig, RstBuf, WorkerRings};
-use dataplane::worker::{Action, DropReason, Engine};
+use dataplane::worker::{Action, DropReason, Engine, RejectRst};
 
 const HZ: u64 = 1_000_000;
 
@@ -71,6 +71,8 @@ impl Harness {
                 emergency_high_pct: 95,
                 emergency_low_pct: 80,
                 ticks_per_sec: HZ,
+                tombstone_secs: 5,
+                hash_seeds: None,
             },
             vlan_zone: true,
             pass_malformed: false,
@@ -84,6 +86,10 @@ impl Harness {
             expiry_slots_per_poll: 64,
             scan_slots_per_poll: 64,
             ticks_per_sec: HZ,
+            tcp_liberal: false,
+            reject_rst: RejectRst::Both,
+            rst_rate_per_sec: 1000,
+            rst_burst: 64,
         };
         Harness {
             e: Engine::new(cfg, p, hits),

@@ -318,6 +318,10 @@ impl CompiledPolicy {
         self.stream_exception
     }
 
+    pub fn rule_order(&self) -> RuleOrder {
+        self.order
+    }
+
     /// Rule metadata indexed by `rule_index`: the policy's stateful rules in file order, then
     /// one synthetic entry per stateful default action (drop default first, then alert).
     pub fn rules(&self) -> &[RuleInfo] {
