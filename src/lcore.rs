@@ -1,13 +1,16 @@
-//! The worker lcore's loop: the only code that touches mbufs. It polls its RX queues in
-//! bursts, lends the frames to the [`Engine`] as byte slices, then forwards, drops or
-//! answers each mbuf as decided, and between bursts lets the engine poll its rings.
+//! The worker lcore's loop: the only code that touches mbufs. It builds its [`Engine`] on
+//! its own lcore (so the flow table is first touched, hence placed, on the worker's NUMA
+//! node), polls its RX queues in bursts of at most `workers.burst`, lends the frames to the
+//! engine as byte slices, then forwards, drops (freed in bulk) or answers each mbuf as
+//! decided, and between bursts lets the engine poll its rings.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
+use dataplane::policy::CompiledPolicy;
 use dataplane::worker::engine::{RstBuf, WorkerRings};
-use dataplane::worker::{Action, DropReason, Engine, MAX_BURST};
+use dataplane::worker::{Action, DropReason, Engine, EngineConfig, MAX_BURST};
 use dpdk_bindings::{Burst, Mempool, RxQueue, TxQueue};
 
 /// One port queue this worker owns: receive from it, transmit on it.
@@ -20,8 +23,15 @@ pub struct PortQueue {
     pub peer: usize,
 }
 
+/// What a worker builds its engine from, on its own lcore.
+pub struct EngineParts {
+    pub cfg: EngineConfig,
+    pub policy: Arc<CompiledPolicy>,
+    pub rule_hits: Box<[u64]>,
+}
+
 pub struct Worker {
-    pub engine: Engine,
+    pub engine: EngineParts,
     pub queues: Vec<PortQueue>,
     pub rings: Arc<WorkerRings>,
     pub pool: Arc<Mempool>,
@@ -36,7 +46,38 @@ fn burst_bytes<const N: usize>(b: &Burst<N>) -> u64 {
 impl Worker {
     /// Runs until `stop` is set, then ends every flow (reason `shutdown`) and publishes
     /// its final counters.
-    pub fn run(mut self, stop: Arc<AtomicBool>) {
+    pub fn run(self, stop: Arc<AtomicBool>) {
+        let Worker {
+            engine: parts,
+            queues,
+            rings,
+            pool,
+            burst,
+        } = self;
+        // Built here, on the worker's lcore: the shard's preallocated table is written
+        // (first-touched) by this thread, so its pages come from this lcore's NUMA node.
+        let engine = Engine::new(parts.cfg, parts.policy, parts.rule_hits);
+        RunningWorker {
+            engine,
+            queues,
+            rings,
+            pool,
+            burst,
+        }
+        .run(stop);
+    }
+}
+
+struct RunningWorker {
+    engine: Engine,
+    queues: Vec<PortQueue>,
+    rings: Arc<WorkerRings>,
+    pool: Arc<Mempool>,
+    burst: usize,
+}
+
+impl RunningWorker {
+    fn run(mut self, stop: Arc<AtomicBool>) {
         let mut rx: Burst<MAX_BURST> = Burst::new();
         let mut tx: Vec<Burst<MAX_BURST>> = self.queues.iter().map(|_| Burst::new()).collect();
         let mut actions = [Action::Forward; MAX_BURST];
@@ -47,25 +88,29 @@ impl Worker {
         // The table resident now (flat memory from start, no first-touch faults on the
         // packet path), then on huge pages: random lookups in a 1M-flow table otherwise
         // pay a TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
-        let regions = self.engine.shard().memory_regions();
-        for &(p, len) in &regions {
-            if let Err(e) = dpdk_bindings::prefault(p, len) {
-                eprintln!(
-                    "flowgate: worker flow table not prefaulted ({e}); pages fault in on first use"
-                );
-            }
+        let (slab, windows, index) = self.engine.shard().memory_regions();
+        for e in [
+            dpdk_bindings::prefault(slab).err(),
+            dpdk_bindings::prefault(windows).err(),
+            dpdk_bindings::prefault(index).err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            eprintln!(
+                "flowgate: worker flow table not prefaulted ({e}); pages fault in on first use"
+            );
         }
-        let huge: usize = regions
-            .iter()
-            .filter_map(|&(p, len)| dpdk_bindings::collapse_to_huge_pages(p, len).ok())
-            .sum();
+        let huge = dpdk_bindings::collapse_to_huge_pages(slab).unwrap_or(0)
+            + dpdk_bindings::collapse_to_huge_pages(windows).unwrap_or(0)
+            + dpdk_bindings::collapse_to_huge_pages(index).unwrap_or(0);
         eprintln!(
             "flowgate: worker flow table: {} MiB on transparent huge pages",
             huge >> 20
         );
         while !stop.load(Ordering::Relaxed) {
             for qi in 0..self.queues.len() {
-                let n = self.queues[qi].rx.rx_burst(&mut rx).min(burst);
+                let n = self.queues[qi].rx.rx_burst_up_to(&mut rx, burst);
                 if n == 0 {
                     continue;
                 }
@@ -85,15 +130,17 @@ impl Worker {
                     );
                 }
                 for (k, action) in actions.iter().enumerate().take(rx.len()) {
-                    let Some(m) = rx.take(k) else { continue };
-                    if *action == Action::Forward {
-                        if tx[peer].is_full() {
-                            self.flush(peer, &mut tx[peer]);
-                        }
-                        // Room was made above; a refused push hands the mbuf back and it is freed.
-                        let _ = tx[peer].push(m);
+                    if *action != Action::Forward {
+                        continue; // left in `rx`: freed with the other drops below
                     }
+                    let Some(m) = rx.take(k) else { continue };
+                    if tx[peer].is_full() {
+                        self.flush(peer, &mut tx[peer]);
+                    }
+                    // Room was made above; a refused push hands the mbuf back and it is freed.
+                    let _ = tx[peer].push(m);
                 }
+                // Every dropped mbuf in one rte_pktmbuf_free_bulk.
                 rx.clear();
                 for r in rsts.drain(..) {
                     let out = if r.back { qi } else { peer };

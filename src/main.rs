@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::flow::{ShardConfig, TimeoutsSecs};
+use dataplane::fragments::FragConfig;
 use dataplane::worker::engine::{EngineConfig, WorkerRings};
-use dataplane::worker::Engine;
-use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig, MBUF_HEADROOM};
 use mgmt::app::{App, AppParts};
 use mgmt::clock::Clock;
 use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
@@ -159,9 +159,16 @@ fn run_with_eal(
             ));
         }
     }
+    // One segment holds the largest frame of any pair: every frame is parsed and
+    // forwarded whole (the parser reads one contiguous buffer).
+    let data_room = cfg.max_frame_len().max(2048) + MBUF_HEADROOM;
     let pool = Arc::new(
-        Mempool::new(eal, "fg_pkt", cfg.eal.mbufs, 256, 2048 + 128)
-            .map_err(|e| format!("mbuf pool of {} failed: {e}", cfg.eal.mbufs))?,
+        Mempool::new(eal, "fg_pkt", cfg.eal.mbufs, 256, data_room).map_err(|e| {
+            format!(
+                "mbuf pool of {} x {data_room} bytes failed: {e}",
+                cfg.eal.mbufs
+            )
+        })?,
     );
 
     // Ports, in pair order: index = pair * 2 + side.
@@ -181,7 +188,8 @@ fn run_with_eal(
                 tx_desc: pair.tx_desc,
                 symmetric_rss: pair.queues > 1,
                 promiscuous: pair.promiscuous,
-                mtu: None,
+                // 1500 is every driver's default: leave it to the driver then.
+                mtu: (pair.mtu != 1500).then_some(pair.mtu),
             };
             let (port, info) = Port::start(eal, id, &pc, &pool)
                 .map_err(|e| format!("port_pair[{pi}]: port '{name}' failed to start: {e}"))?;
@@ -229,6 +237,11 @@ fn run_with_eal(
             vlan_zone: ft.vlan_zone,
             pass_malformed: cfg.dataplane.malformed_action == FrameAction::Pass,
             pass_non_ip: cfg.dataplane.non_ip_action == FrameAction::Pass,
+            non_ip_pass_ethertypes: cfg.dataplane.non_ip_pass_ethertypes.clone(),
+            fragments: FragConfig {
+                capacity: cfg.dataplane.fragment_table_size,
+                timeout_ticks: ticks_per_sec * u64::from(cfg.dataplane.fragment_timeout_ms) / 1000,
+            },
             pass_untracked_when_full: ft.full_action == FullAction::PassUntracked,
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
             scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
@@ -241,11 +254,12 @@ fn run_with_eal(
             rst_rate_per_sec: cfg.dataplane.reject_rsts_per_sec,
             rst_burst: cfg.dataplane.reject_rst_burst,
         };
-        let engine = Engine::new(
-            engine_cfg,
-            Arc::clone(&current),
-            PolicyManager::hit_buffer(&current),
-        );
+        // The engine (and its flow table) is built on the worker's own lcore.
+        let engine = lcore::EngineParts {
+            cfg: engine_cfg,
+            policy: Arc::clone(&current),
+            rule_hits: PolicyManager::hit_buffer(&current),
+        };
         let rings = Arc::new(WorkerRings::new(64, 16_384, 65_536));
         let mut queues = Vec::new();
         for &(pi, q) in &assignments[w] {

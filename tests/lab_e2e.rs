@@ -36,8 +36,9 @@ fn assert_no_lab_left() {
         .expect("ip netns");
     let ns = String::from_utf8_lossy(&ns.stdout);
     assert!(
-        !ns.lines()
-            .any(|l| l.starts_with("fg-client") || l.starts_with("fg-server")),
+        !ns.lines().any(|l| l.starts_with("fg-client")
+            || l.starts_with("fg-server")
+            || l.starts_with("fg-far")),
         "namespaces left behind: {ns}"
     );
     let links = Command::new("ip")
@@ -45,7 +46,14 @@ fn assert_no_lab_left() {
         .output()
         .expect("ip link");
     let links = String::from_utf8_lossy(&links.stdout);
-    for l in ["fg-c-out", "fg-s-out", "fg-c-in", "fg-s-in"] {
+    for l in [
+        "fg-c-out",
+        "fg-s-out",
+        "fg-c-in",
+        "fg-s-in",
+        "fg-r-in",
+        "fg-far-in",
+    ] {
         assert!(!links.contains(l), "link {l} left behind");
     }
 }
@@ -78,6 +86,15 @@ fn flood_of_new_flows_keeps_the_established_session_alive() {
 #[test]
 fn readme_operator_examples_work_literally() {
     run_locked("scripts/tests/readme-examples.sh", &[]);
+}
+
+/// Fragments and ICMP errors with the kernel's own fragmentation and ICMP: a 4,000-byte UDP
+/// datagram crosses when its port is allowed and none of its fragments when denied (IPv4
+/// and IPv6); `ping -M do` learns the path MTU and `ping -t 1` gets "time exceeded" back
+/// through a router namespace, under a drop_strict policy.
+#[test]
+fn fragments_and_icmp_errors_cross_as_their_flow() {
+    run_locked("scripts/tests/lab-fragments-icmp.sh", &[]);
 }
 
 /// The web console in Chromium (playwright-core driving Debian's chromium) against the lab:

@@ -322,3 +322,213 @@ fn policy_verdicts_pass_drop_reject_alert() {
     }
     assert!(alerts.contains("\"signature\":\"dns seen\""), "{alerts}");
 }
+
+const WIRE_POLICY: &str = r#"
+[stateless]
+default_action = "forward_to_sfe"
+fragment_default_action = "forward_to_sfe"
+[stateful]
+rule_order = "default_action_order"
+stream_exception_policy = "drop"
+[[stateful.rule_groups]]
+name = "t"
+rules_file = "wire.rules"
+"#;
+
+const WIRE_RULES: &str = r#"
+drop udp any any -> any 6666 (msg:"denied udp"; sid:10;)
+"#;
+
+/// A frame with `mtu = 9216` on the pair: what the wire really carries.
+fn jumbo_config(dir: &TempDir, api: &str) -> String {
+    config(dir, api, "policy.toml")
+        .replace("b = \"net_pcap1\"\n", "b = \"net_pcap1\"\nmtu = 9216\n")
+}
+
+/// Jumbo TCP (IPv4 and IPv6, 9,000-byte IP packets), fragmented UDP (IPv4 and IPv6, to an
+/// allowed and to a denied port), an orphan and an overlapping fragment, TCP inside MPLS
+/// and PPPoE, malformed IPv4 and IPv6 options, ARP and LLDP: every frame is forwarded
+/// byte-identical or dropped with the counter of its reason, and the flows are what a
+/// per-frame count of distinct 5-tuples gives.
+#[test]
+fn jumbo_frames_fragments_mpls_pppoe_and_malformed_options() {
+    use dataplane::packet::proto;
+    use dataplane::wire::build::{encapsulate_mpls, encapsulate_pppoe};
+    require_root();
+    let dir = TempDir::new("wire");
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let s = FrameBuilder::new(ip("198.18.0.2"), ip("198.18.0.1"));
+    let c6 = FrameBuilder::new(ip("2001:2::1"), ip("2001:2::2"));
+    let s6 = FrameBuilder::new(ip("2001:2::2"), ip("2001:2::1"));
+    // (frame, forwarded?, drop reason label)
+    let mut frames: Vec<(Vec<u8>, Option<&str>)> = Vec::new();
+    let mut fwd = |f: Vec<u8>| frames.push((f, None));
+    // Jumbo TCP: 9,000-byte IP packets (9,014-byte frames), both families.
+    fwd(tcp(&c, 40000, 80, 1, 0, SYN, &[]));
+    fwd(tcp(&s, 80, 40000, 9, 2, SYN | ACK, &[]));
+    let big4 = tcp(&c, 40000, 80, 2, 10, PSH | ACK, &[0x4a; 9000 - 40]);
+    assert_eq!(big4.len(), 9014);
+    fwd(big4);
+    fwd(tcp(&c6, 40000, 80, 1, 0, SYN, &[]));
+    fwd(tcp(&s6, 80, 40000, 9, 2, SYN | ACK, &[]));
+    let big6 = tcp(&c6, 40000, 80, 2, 10, PSH | ACK, &[0x6a; 9000 - 60]);
+    assert_eq!(big6.len(), 9014);
+    fwd(big6);
+    // Fragmented UDP to an allowed port (4,000-byte datagrams over a 1,500 MTU).
+    for b in [c.clone().ident(100), c6.clone().ident(100)] {
+        for f in b.fragments(proto::UDP, &b.udp_l4(5000, 5001, &[0x55; 4000]), 1448) {
+            fwd(f);
+        }
+    }
+    // TCP inside MPLS (two labels) and a PPPoE session.
+    let n = c.clone().no_padding();
+    let sn = s.clone().no_padding();
+    fwd(encapsulate_mpls(
+        &tcp(&n, 41000, 80, 1, 0, SYN, &[]),
+        &[16, 1000],
+    ));
+    fwd(encapsulate_mpls(
+        &tcp(&sn, 80, 41000, 9, 2, SYN | ACK, &[]),
+        &[17],
+    ));
+    fwd(encapsulate_pppoe(&tcp(&n, 42000, 80, 1, 0, SYN, &[]), 0x2a));
+    fwd(encapsulate_pppoe(
+        &tcp(&sn, 80, 42000, 9, 2, SYN | ACK, &[]),
+        0x2a,
+    ));
+    let n6 = c6.clone().no_padding();
+    fwd(encapsulate_pppoe(
+        &tcp(&n6, 43000, 80, 1, 0, SYN, &[]),
+        0x2b,
+    ));
+    // ARP passes.
+    let mut arp = vec![0xffu8; 6];
+    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06]);
+    arp.resize(60, 0);
+    fwd(arp);
+    // Dropped: fragments of a datagram to a denied port (all three, by the policy).
+    let denied = c.clone().ident(200);
+    for f in denied.fragments(proto::UDP, &denied.udp_l4(5002, 6666, &[0; 4000]), 1448) {
+        frames.push((f, Some("policy")));
+    }
+    // An orphan later fragment (its first never came).
+    let orphan = c.clone().ident(300);
+    let orphan = orphan.fragments(proto::UDP, &orphan.udp_l4(5003, 5001, &[0; 2000]), 1448);
+    frames.push((orphan[1].clone(), Some("fragment")));
+    // An overlapping fragment (offset 8 rewrites the UDP header the first one showed).
+    let ov = c.clone().ident(400);
+    let l4 = ov.udp_l4(5004, 5001, &[1; 100]);
+    frames.push((
+        ov.clone()
+            .fragment(0, true)
+            .ip_packet(proto::UDP, &l4[..48]),
+        None,
+    ));
+    frames.push((
+        ov.clone()
+            .fragment(8, false)
+            .ip_packet(proto::UDP, &l4[8..]),
+        Some("fragment"),
+    ));
+    // Malformed options: an IPv4 option of length 1, an IPv6 Home Address option of 4 bytes.
+    let bad_v4 = c
+        .clone()
+        .ipv4_options(&[0x44, 1, 0, 0])
+        .udp(5005, 5001, b"x");
+    frames.push((bad_v4, Some("malformed")));
+    let mut bad_hao = c6
+        .clone()
+        .ipv6_ext_header(dataplane::wire::ipv6::next_header::DEST_OPTS)
+        .udp(5006, 5001, b"x");
+    bad_hao[14 + 40 + 2..14 + 40 + 8].copy_from_slice(&[0xc9, 4, 0, 0, 0, 0]);
+    frames.push((bad_hao, Some("malformed")));
+    // LLDP: non-IP, not named: dropped.
+    let mut lldp = vec![
+        0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x02, 0, 0, 0, 0, 0x01, 0x88, 0xcc,
+    ];
+    lldp.resize(60, 0);
+    frames.push((lldp, Some("non_ip")));
+
+    let all: Vec<Vec<u8>> = frames.iter().map(|(f, _)| f.clone()).collect();
+    let forwarded: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(f, _)| f.clone())
+        .collect();
+    // Distinct flows, as a per-frame 5-tuple count gives: TCP v4 and v6 (jumbo), UDP v4
+    // and v6 (fragmented), TCP in MPLS, in PPPoE (v4 and v6), the denied UDP, the
+    // overlapping datagram's UDP. Orphans, malformed and non-IP frames make none.
+    let expected_flows = 9.0;
+
+    write_pcap(&dir.path("in_a.pcap"), &all);
+    write_pcap(&dir.path("in_b.pcap"), &[]);
+    std::fs::write(dir.path("policy.toml"), WIRE_POLICY).unwrap();
+    std::fs::write(dir.path("wire.rules"), WIRE_RULES).unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut fg = Appliance::start(&dir.0, &jumbo_config(&dir, &api), &api);
+    let n = all.len() as f64;
+    fg.wait_for(20, "all frames received", |a| {
+        a.metric("flowgate_rx_packets_total", "port=\"net_pcap0\"") >= n
+    });
+    let m = fg.metrics();
+    for reason in ["policy", "fragment", "malformed", "non_ip"] {
+        let want = frames.iter().filter(|(_, r)| *r == Some(reason)).count() as f64;
+        assert_eq!(
+            metric_sum(
+                &m,
+                "flowgate_dropped_packets_total",
+                &format!("reason=\"{reason}\"")
+            ),
+            want,
+            "drops for {reason}\n{m}"
+        );
+    }
+    assert_eq!(
+        metric_sum(
+            &m,
+            "flowgate_malformed_packets_total",
+            "reason=\"bad_ipv4_option\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "flowgate_malformed_packets_total",
+            "reason=\"bad_ipv6_option\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_fragments_total", "outcome=\"no_first\""),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_fragments_total", "outcome=\"overlap\""),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_fragments_total", "outcome=\"followed\""),
+        4.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_non_ip_packets_total", "ethertype=\"lldp\""),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_non_ip_packets_total", "ethertype=\"arp\""),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&m, "flowgate_flows_created_total", ""),
+        expected_flows,
+        "{m}"
+    );
+    fg.stop();
+    let out = read_pcap(&dir.path("out_b.pcap"));
+    assert_eq!(out.len(), forwarded.len(), "forwarded frame count");
+    for (i, (got, want)) in out.iter().zip(&forwarded).enumerate() {
+        assert_eq!(got.len(), want.len(), "frame {i} length");
+        assert!(got == want, "frame {i} differs");
+    }
+}

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::flow::{ShardConfig, TimeoutsSecs};
+use dataplane::fragments::FragConfig;
 use dataplane::gen::{Family, Generator, Kind, Size, Spec};
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
 use dataplane::policy::{load_policy, CompiledPolicy};
@@ -94,6 +95,11 @@ fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
             vlan_zone: true,
             pass_malformed: false,
             pass_non_ip: true,
+            non_ip_pass_ethertypes: vec![0x0806],
+            fragments: FragConfig {
+                capacity: 1024,
+                timeout_ticks: 2 * HZ,
+            },
             pass_untracked_when_full: false,
             expiry_slots_per_poll: 64,
             scan_slots_per_poll: 4096,

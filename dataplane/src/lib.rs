@@ -6,6 +6,7 @@
 //!
 //! * [`wire`]: zero-copy, panic-free views of Ethernet/VLAN/IPv4/IPv6/TCP/UDP/ICMP/SCTP
 //!   and the one-shot [`wire::parse_frame`] that fills a [`packet::PacketMeta`].
+//! * [`fragments`]: per-worker fragment tracking (later fragments follow their first).
 //! * [`flow`]: the bidirectional flow key, the per-worker flow shard, TCP state tracking
 //!   and idle expiry.
 //! * [`policy`]: policy files (TOML and Suricata rules), the compiled matcher the workers
@@ -19,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod flow;
+pub mod fragments;
 pub mod gen;
 pub mod ops;
 pub mod packet;

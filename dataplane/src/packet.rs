@@ -103,6 +103,16 @@ pub struct PacketMeta {
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     pub fragment: Fragment,
+    /// Fragments: the datagram's identification (IPv4: 16 bits; IPv6: the fragment
+    /// header's 32 bits), the fragment's offset in bytes and whether more follow.
+    pub frag_id: u32,
+    pub frag_offset: u16,
+    pub frag_more: bool,
+    /// Bytes of the fragmentable part this fragment carries (what its offset counts).
+    pub frag_len: u16,
+    /// An ICMP/ICMPv6 error (destination unreachable, packet too big, time exceeded,
+    /// parameter problem) quoting a packet of some flow: see [`crate::wire::quoted_packet`].
+    pub icmp_error: bool,
     /// Length of the frame on the wire (bytes counted per flow).
     pub frame_len: u16,
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dataplane::flow::{FlowState, ShardConfig, TimeoutsSecs};
+use dataplane::fragments::FragConfig;
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch, PortRange};
 use dataplane::packet::tcp_flags::{ACK, FIN, PSH, RST, SYN};
 use dataplane::packet::Parsed;
@@ -53,6 +54,11 @@ fn engine_with(p: Arc<CompiledPolicy>, tune: impl FnOnce(&mut EngineConfig)) -> 
         vlan_zone: true,
         pass_malformed: false,
         pass_non_ip: true,
+        non_ip_pass_ethertypes: vec![0x0806],
+        fragments: FragConfig {
+            capacity: 1024,
+            timeout_ticks: 2 * HZ,
+        },
         pass_untracked_when_full: false,
         expiry_slots_per_poll: 64,
         scan_slots_per_poll: 64,

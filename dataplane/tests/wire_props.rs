@@ -159,6 +159,12 @@ impl Spec {
             payload_len: self.payload.len() as u16,
             ..PacketMeta::default()
         };
+        if let (Some((offset, more)), true) = (self.fragment, m.fragment != Fragment::None) {
+            m.frag_id = 0x1234; // the builder's default identification
+            m.frag_offset = offset & !7;
+            m.frag_more = more;
+            m.frag_len = (l4_header_len + self.payload.len()) as u16;
+        }
         if m.fragment == Fragment::Later {
             m.l4_offset = 0;
             m.payload_len = (l4_header_len + self.payload.len()) as u16;

@@ -16,6 +16,12 @@ static EAL_INIT_CALLED: AtomicBool = AtomicBool::new(false);
 /// any remain, because their own `Drop` would then call into a torn-down EAL.
 static LIVE_OBJECTS: AtomicUsize = AtomicUsize::new(0);
 
+/// DPDK objects (mempools, leaked ones included, ports, launched lcores) that keep the EAL
+/// from being cleaned up: while this is non-zero, dropping the [`Eal`] leaves it running.
+pub fn live_dpdk_objects() -> usize {
+    LIVE_OBJECTS.load(Ordering::Acquire)
+}
+
 /// Held by every object whose `Drop` calls DPDK; keeps `LIVE_OBJECTS` accurate.
 #[derive(Debug)]
 pub(crate) struct LiveObject(());

@@ -33,7 +33,7 @@ mod prefetch;
 mod thread;
 
 pub use burst::Burst;
-pub use eal::{dpdk_version, pause, tsc, Eal};
+pub use eal::{dpdk_version, live_dpdk_objects, pause, tsc, Eal};
 pub use error::{DpdkError, Result};
 pub use hugepage::{collapse_to_huge_pages, prefault};
 pub use lcore::{launch_on_lcore, LcoreHandle};

@@ -28,7 +28,8 @@ pub struct Mempool {
 struct PoolInner {
     raw: NonNull<sys::rte_mempool>,
     name: String,
-    _live: LiveObject,
+    /// Taken (and forgotten) when the pool is leaked, so the EAL stays up for its mbufs.
+    live: Option<LiveObject>,
 }
 
 // SAFETY: an rte_mempool created without single-producer/consumer flags may be used from any thread;
@@ -77,7 +78,7 @@ impl Mempool {
             inner: Arc::new(PoolInner {
                 raw,
                 name: name.to_owned(),
-                _live: LiveObject::new(),
+                live: Some(LiveObject::new()),
             }),
         })
     }
@@ -120,8 +121,12 @@ impl Drop for PoolInner {
         if in_use != 0 {
             // Mbufs do not keep their pool alive (that would cost a refcount per packet). Freeing the
             // pool now would make their eventual free a use-after-free, so leak it instead.
+            // The leaked pool stays a live DPDK object for good: `Eal::drop` then skips
+            // `rte_eal_cleanup`, so an `Mbuf` still held (safe code can hold one past the
+            // pool and the `Eal`) never frees into a torn-down EAL.
+            std::mem::forget(self.live.take());
             eprintln!(
-                "dpdk-bindings: mempool {:?} dropped with {in_use} mbufs in use; leaking it",
+                "dpdk-bindings: mempool {:?} dropped with {in_use} mbufs in use; leaking it (EAL cleanup skipped)",
                 self.name
             );
             return;

@@ -452,7 +452,14 @@ impl RxQueue {
     /// Receives into `out`'s free room (holes are compacted first); returns how many arrived.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, out: &mut Burst<N>) -> usize {
+        self.rx_burst_up_to(out, N)
+    }
+
+    /// As [`Self::rx_burst`], receiving at most `max` mbufs (the configured burst size).
+    #[inline]
+    pub fn rx_burst_up_to<const N: usize>(&mut self, out: &mut Burst<N>, max: usize) -> usize {
         let (slots, room) = out.free_room();
+        let room = room.min(u16::try_from(max).unwrap_or(u16::MAX));
         if room == 0 {
             return 0;
         }

@@ -76,8 +76,30 @@ fn eal_ports_bursts_and_lcores() {
     check_mempool_and_mbuf(&eal);
     check_ports(&eal);
     check_lcores(&eal);
+    let held = check_pool_dropped_with_mbufs_in_flight(&eal);
 
     drop(eal);
+    // The EAL was not cleaned up (the leaked pool is a live object): the mbuf that outlived
+    // its pool and the EAL token is still valid memory, and freeing it is sound.
+    let mut held = held;
+    held.data_mut()[0] = 0xee;
+    assert_eq!(held.data()[0], 0xee);
+    drop(held);
+}
+
+/// A pool dropped while one of its mbufs is held is leaked, and stays a live DPDK object,
+/// so that `Eal::drop` skips `rte_eal_cleanup` (which would unmap the mbuf's memory).
+fn check_pool_dropped_with_mbufs_in_flight(eal: &Eal) -> Mbuf {
+    let before = dpdk_bindings::live_dpdk_objects();
+    let pool = Mempool::new(eal, "fg_leak_test", 63, 0, 2048 + 128).expect("pool");
+    let m = mbuf_with(&pool, &[1, 2, 3, 4]);
+    drop(pool);
+    assert_eq!(
+        dpdk_bindings::live_dpdk_objects(),
+        before + 1,
+        "a leaked pool keeps the EAL alive"
+    );
+    m
 }
 
 fn check_eal_queries(eal: &Eal) {

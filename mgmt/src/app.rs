@@ -199,6 +199,19 @@ impl App {
             }
             t.malformed += v.malformed;
             t.non_ip += v.non_ip;
+            let f = &mut t.fragments;
+            let g = &v.fragments;
+            f.datagrams += g.datagrams;
+            f.followed += g.followed;
+            f.dropped_with_first += g.dropped_with_first;
+            f.no_first += g.no_first;
+            f.overlap += g.overlap;
+            f.bad += g.bad;
+            f.evicted += g.evicted;
+            f.completed += g.completed;
+            t.icmp_related_passed += v.icmp_related_passed;
+            t.icmp_related_dropped += v.icmp_related_dropped;
+            t.icmp_unrelated += v.icmp_unrelated;
             t.events_dropped += v.events_dropped;
             for (p, q) in t.ports.iter_mut().zip(v.ports.iter()) {
                 p.rx_packets += q.rx_packets;
@@ -265,6 +278,14 @@ impl App {
                 .collect::<serde_json::Map<String, Value>>(),
             "flow_hash_long_probes": t.hash_long_probes,
             "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
+            "fragments": {"datagrams": t.fragments.datagrams, "followed": t.fragments.followed,
+                          "dropped_with_first": t.fragments.dropped_with_first,
+                          "no_first": t.fragments.no_first, "overlap": t.fragments.overlap,
+                          "bad": t.fragments.bad, "evicted": t.fragments.evicted,
+                          "completed": t.fragments.completed},
+            "icmp_errors": {"related_passed": t.icmp_related_passed,
+                            "related_dropped": t.icmp_related_dropped,
+                            "unrelated": t.icmp_unrelated},
             "ports": ports,
             "workers": workers,
         })
@@ -436,12 +457,55 @@ impl App {
                     );
                 }
             }
-            f.counter(
-                "flowgate_malformed_packets_total",
-                "Malformed or truncated frames",
-                &wl,
-                c.malformed as f64,
-            );
+            for e in dataplane::wire::ParseError::ALL {
+                f.counter(
+                    "flowgate_malformed_packets_total",
+                    "Malformed or truncated frames by decode error",
+                    &[("worker", ws.as_str()), ("reason", e.as_str())],
+                    c.malformed_by_reason[e.index()] as f64,
+                );
+            }
+            for (slot, n) in c.non_ip_by_ethertype.iter().enumerate() {
+                f.counter(
+                    "flowgate_non_ip_packets_total",
+                    "Non-IP frames by EtherType (passed: ARP and non_ip_pass_ethertypes)",
+                    &[
+                        ("worker", ws.as_str()),
+                        ("ethertype", dataplane::worker::counters::non_ip_label(slot)),
+                    ],
+                    *n as f64,
+                );
+            }
+            let fr = &c.fragments;
+            for (outcome, v) in [
+                ("datagram", fr.datagrams),
+                ("followed", fr.followed),
+                ("dropped_with_first", fr.dropped_with_first),
+                ("no_first", fr.no_first),
+                ("overlap", fr.overlap),
+                ("bad", fr.bad),
+                ("evicted", fr.evicted),
+                ("completed", fr.completed),
+            ] {
+                f.counter(
+                    "flowgate_fragments_total",
+                    "Fragment tracking: first fragments recorded (datagram); later fragments forwarded (followed) or dropped with their first (dropped_with_first), or dropped as orphans (no_first), overlaps (overlap) or bad lengths (bad); entries evicted; datagrams completed",
+                    &[("worker", ws.as_str()), ("outcome", outcome)],
+                    v as f64,
+                );
+            }
+            for (outcome, v) in [
+                ("related_passed", c.icmp_related_passed),
+                ("related_dropped", c.icmp_related_dropped),
+                ("unrelated", c.icmp_unrelated),
+            ] {
+                f.counter(
+                    "flowgate_icmp_errors_total",
+                    "ICMP errors by the flow they quote: allowed (passed), denied, none",
+                    &[("worker", ws.as_str()), ("outcome", outcome)],
+                    v as f64,
+                );
+            }
             f.counter(
                 "flowgate_events_dropped_total",
                 "Flow/alert events lost because the event ring was full",

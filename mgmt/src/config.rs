@@ -104,6 +104,17 @@ pub struct PortPair {
     pub tx_desc: u16,
     #[serde(default = "yes")]
     pub promiscuous: bool,
+    /// The ports' MTU (IP packet size) in bytes, 68..=9216; mbufs are sized for the largest
+    /// MTU of any pair so every frame is inspected and forwarded whole, in one segment.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+/// Largest MTU: a 9,216-byte jumbo frame payload (the common switch maximum).
+pub const MAX_MTU: u16 = 9216;
+
+fn default_mtu() -> u16 {
+    1500
 }
 
 fn one() -> u16 {
@@ -249,8 +260,16 @@ pub enum FrameAction {
 pub struct Dataplane {
     /// Malformed or truncated IP packets.
     pub malformed_action: FrameAction,
-    /// Non-IP frames (ARP, LLDP, …): passed by default so the wire keeps working.
+    /// Non-IP frames whose EtherType is not in `non_ip_pass_ethertypes` (dropped by
+    /// default: anything that is not IP is not inspected, so it must not pass unnamed).
     pub non_ip_action: FrameAction,
+    /// EtherTypes of non-IP frames that always pass (default: ARP, so the wire works).
+    pub non_ip_pass_ethertypes: Vec<u16>,
+    /// Datagrams whose fragments each worker tracks at once (later fragments follow the
+    /// verdict of their first fragment).
+    pub fragment_table_size: u32,
+    /// How long a fragmented datagram's first-fragment verdict is kept, in milliseconds.
+    pub fragment_timeout_ms: u32,
     /// Forward TCP segments outside their flow's window (counted in
     /// `flowgate_tcp_invalid_total`, still without effect on the flow) instead of
     /// dropping them, like Linux's `nf_conntrack_tcp_be_liberal`.
@@ -270,7 +289,10 @@ impl Default for Dataplane {
     fn default() -> Self {
         Dataplane {
             malformed_action: FrameAction::Drop,
-            non_ip_action: FrameAction::Pass,
+            non_ip_action: FrameAction::Drop,
+            non_ip_pass_ethertypes: vec![0x0806],
+            fragment_table_size: 4096,
+            fragment_timeout_ms: 2000,
             tcp_liberal: false,
             reject_rst: RejectRst::Both,
             reject_rsts_per_sec: 1000,
@@ -433,6 +455,12 @@ pub struct Debug {
 }
 
 impl Config {
+    /// The longest frame any port pair carries: its MTU plus Ethernet, two VLAN tags and
+    /// room for an MPLS stack or a PPPoE header (64 bytes of L2 overhead in all).
+    pub fn max_frame_len(&self) -> u16 {
+        self.port_pairs.iter().map(|p| p.mtu).max().unwrap_or(1500) + 64
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -504,6 +532,12 @@ impl Config {
             if p.queues == 0 || p.queues > 64 {
                 return Err(self.err(&format!("port_pair[{i}].queues"), "must be 1..=64"));
             }
+            if !(68..=MAX_MTU).contains(&p.mtu) {
+                return Err(self.err(
+                    &format!("port_pair[{i}].mtu"),
+                    format!("must be 68..={MAX_MTU}"),
+                ));
+            }
         }
         if self.port_pairs.len() * 2 > dataplane::worker::MAX_PORTS {
             return Err(self.err(
@@ -524,6 +558,19 @@ impl Config {
             return Err(self.err(
                 "workers.burst",
                 format!("must be 1..={}", dataplane::worker::MAX_BURST),
+            ));
+        }
+        let dp = &self.dataplane;
+        if !(64..=(1 << 20)).contains(&dp.fragment_table_size) {
+            return Err(self.err(
+                "dataplane.fragment_table_size",
+                "must be between 64 and 1048576",
+            ));
+        }
+        if !(10..=60_000).contains(&dp.fragment_timeout_ms) {
+            return Err(self.err(
+                "dataplane.fragment_timeout_ms",
+                "must be between 10 and 60000",
             ));
         }
         let ft = &self.flow_table;

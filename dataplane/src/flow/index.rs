@@ -74,12 +74,9 @@ impl BucketIndex {
         (b + 1) & self.mask
     }
 
-    /// The bucket array's memory (address, bytes), for huge-page advice.
-    pub(super) fn region(&self) -> (*const u8, usize) {
-        (
-            self.buckets.as_ptr().cast(),
-            core::mem::size_of_val(&*self.buckets),
-        )
+    /// The bucket array, for prefaulting and huge-page advice.
+    pub(super) fn region(&self) -> &[impl Sized] {
+        &self.buckets
     }
 
     /// Number of buckets.

@@ -296,20 +296,10 @@ impl FlowShard {
         self.windows.get(id.0 as usize).unwrap_or(&NONE)
     }
 
-    /// The large arrays (slab, TCP windows, bucket index) as (address, bytes): the binary
-    /// asks for huge pages on them (`dpdk_bindings::collapse_to_huge_pages`).
-    pub fn memory_regions(&self) -> [(*const u8, usize); 3] {
-        [
-            (
-                self.entries.as_ptr().cast(),
-                core::mem::size_of_val(&*self.entries),
-            ),
-            (
-                self.windows.as_ptr().cast(),
-                core::mem::size_of_val(&*self.windows),
-            ),
-            self.index.region(),
-        ]
+    /// The large arrays (slab, TCP windows, bucket index): the binary prefaults them and
+    /// asks for huge pages on them (`dpdk_bindings::{prefault, collapse_to_huge_pages}`).
+    pub fn memory_regions(&self) -> (&[FlowEntry], &[TcpWindow], &[impl Sized]) {
+        (&self.entries, &self.windows, self.index.region())
     }
 
     /// Bytes of memory the shard holds (slab, TCP windows, index, free stack).

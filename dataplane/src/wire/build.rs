@@ -323,6 +323,33 @@ impl FrameBuilder {
         frame
     }
 
+    /// The upper-layer bytes `l4` of protocol `protocol` cut into IP fragments of
+    /// `chunk` bytes (rounded down to a multiple of 8, at least 8), as a sender's stack
+    /// does: the first carries the L4 header, the last clears more-fragments.
+    pub fn fragments(&self, protocol: u8, l4: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        let chunk = (chunk / 8 * 8).max(8);
+        l4.chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let offset = (i * chunk) as u16;
+                let more = (i + 1) * chunk < l4.len();
+                self.clone()
+                    .fragment(offset, more)
+                    .ip_packet(protocol, part)
+            })
+            .collect()
+    }
+
+    /// The UDP header and payload bytes [`Self::udp`] would put in one datagram (checksum
+    /// filled), for [`Self::fragments`].
+    pub fn udp_l4(&self, src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+        let mut whole = self.clone();
+        whole.fragment = None;
+        whole.pad = false;
+        let frame = whole.udp(src_port, dst_port, payload);
+        frame[whole.l3_offset() + whole.ip_headers_len()..].to_vec()
+    }
+
     fn emit_ipv4(&self, ip: &mut [u8], protocol: u8, header_len: usize) {
         ip[ipv4::HEADER_LEN..header_len].copy_from_slice(&self.ipv4_options);
         let (offset, more) = self.fragment.unwrap_or((0, false));
@@ -380,6 +407,38 @@ impl FrameBuilder {
         p.set_src_addr(self.src);
         p.set_dst_addr(self.dst);
     }
+}
+
+/// `frame` (untagged Ethernet carrying IPv4 or IPv6) with an MPLS label stack of `labels`
+/// inserted after the Ethernet header (EtherType 0x8847, TTL 64, bottom-of-stack on the last).
+pub fn encapsulate_mpls(frame: &[u8], labels: &[u32]) -> Vec<u8> {
+    let mut out = frame[..ethernet::HEADER_LEN].to_vec();
+    out[12..14].copy_from_slice(&super::encap::ethertype::MPLS_UNICAST.to_be_bytes());
+    for (i, &label) in labels.iter().enumerate() {
+        let bos = u32::from(i + 1 == labels.len());
+        out.extend_from_slice(&((label & 0xf_ffff) << 12 | bos << 8 | 64).to_be_bytes());
+    }
+    out.extend_from_slice(&frame[ethernet::HEADER_LEN..]);
+    out
+}
+
+/// `frame` (untagged Ethernet carrying IPv4 or IPv6, no link padding) as a PPPoE session
+/// frame of session `session` (EtherType 0x8864, PPP protocol 0x0021 / 0x0057).
+pub fn encapsulate_pppoe(frame: &[u8], session: u16) -> Vec<u8> {
+    let ip = &frame[ethernet::HEADER_LEN..];
+    let ppp_proto = if ip.first().map(|b| b >> 4) == Some(6) {
+        super::encap::ppp::IPV6
+    } else {
+        super::encap::ppp::IPV4
+    };
+    let mut out = frame[..ethernet::HEADER_LEN].to_vec();
+    out[12..14].copy_from_slice(&super::encap::ethertype::PPPOE_SESSION.to_be_bytes());
+    out.extend_from_slice(&[0x11, 0]);
+    out.extend_from_slice(&session.to_be_bytes());
+    out.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&ppp_proto.to_be_bytes());
+    out.extend_from_slice(ip);
+    out
 }
 
 /// Bytes of the minimal extension header the builder emits for `kind`.

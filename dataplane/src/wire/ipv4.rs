@@ -172,6 +172,29 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// Walks the options area (RFC 791 §3.1): end-of-list and no-op are one byte, every other
+/// option is type, length (≥ 2, counting both), data. An option whose length is below 2
+/// or runs past the header is a decode error (Suricata's `ipv4.opt_invalid_len`): such
+/// packets are dropped, not skipped over, since endpoints disagree on how to read them.
+#[inline]
+pub fn check_options(options: &[u8]) -> Result<(), ParseError> {
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        match kind {
+            0 => return Ok(()),
+            1 => at += 1,
+            _ => {
+                let len = usize::from(options.get(at + 1).copied().unwrap_or(0));
+                if len < 2 || at + len > options.len() {
+                    return Err(ParseError::BadIpv4Option);
+                }
+                at += len;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4, 20..=60).
     #[inline]

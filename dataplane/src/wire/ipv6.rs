@@ -261,6 +261,39 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6FragmentHeader<T> {
     }
 }
 
+/// Option type of the Home Address destination option (RFC 6275 §6.3).
+pub const OPT_HOME_ADDRESS: u8 = 0xc9;
+/// Its data length: one IPv6 address.
+const HOME_ADDRESS_LEN: usize = 16;
+
+/// Walks the TLV options of a hop-by-hop or destination-options header (RFC 8200 §4.2):
+/// Pad1 is one byte, every other option is type, data length, data. An option running past
+/// the header, or a Home Address option that is not 16 bytes long or sits outside a
+/// destination-options header, is a decode error (Suricata: `ipv6.exthdr_invalid_optlen`,
+/// `ipv6.hao`-class events).
+#[inline]
+pub fn check_options(options: &[u8], in_dest_opts: bool) -> Result<(), ParseError> {
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        if kind == 0 {
+            at += 1;
+            continue;
+        }
+        let Some(&len) = options.get(at + 1) else {
+            return Err(ParseError::BadIpv6Option);
+        };
+        let len = usize::from(len);
+        if at + 2 + len > options.len() {
+            return Err(ParseError::BadIpv6Option);
+        }
+        if kind == OPT_HOME_ADDRESS && (!in_dest_opts || len != HOME_ADDRESS_LEN) {
+            return Err(ParseError::BadIpv6Option);
+        }
+        at += 2 + len;
+    }
+    Ok(())
+}
+
 /// Where the upper-layer header sits after the extension headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpperLayer {
@@ -271,6 +304,12 @@ pub struct UpperLayer {
     /// Fragment position, from the fragment header if any. An atomic fragment (offset 0,
     /// no more fragments, RFC 6946) is a whole datagram: [`Fragment::None`].
     pub fragment: Fragment,
+    /// The fragment header's identification, offset (bytes) and M flag (0 without one).
+    pub frag_id: u32,
+    /// Offset (in the payload) of the fragmentable part: just after the fragment header.
+    pub frag_data_offset: usize,
+    pub frag_offset: u16,
+    pub frag_more: bool,
 }
 
 /// Walks the extension-header chain starting with next-header `first` over `payload`.
@@ -282,6 +321,9 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, P
     let mut proto = first;
     let mut offset = 0usize;
     let mut fragment = Fragment::None;
+    let (mut frag_id, mut frag_offset, mut frag_more) = (0, 0, false);
+    let mut seen_fragment_header = false;
+    let mut frag_data_offset = 0;
     for _ in 0..=MAX_EXT_HEADERS {
         let rest = payload.get(offset..).unwrap_or_default();
         match proto {
@@ -290,14 +332,26 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, P
             | next_header::DEST_OPTS
             | next_header::AUTH => {
                 let ext = Ipv6ExtHeader::new_checked(rest, proto)?;
+                if proto == next_header::HOP_BY_HOP || proto == next_header::DEST_OPTS {
+                    let options = rest.get(2..ext.header_len()).unwrap_or_default();
+                    check_options(options, proto == next_header::DEST_OPTS)?;
+                }
                 proto = ext.next_header();
                 offset += ext.header_len();
             }
             next_header::FRAGMENT => {
                 let frag = Ipv6FragmentHeader::new_checked(rest)?;
+                if seen_fragment_header {
+                    // Two fragment headers: RFC 8200 allows one; a second is an evasion.
+                    return Err(ParseError::TooManyIpv6ExtHeaders);
+                }
+                seen_fragment_header = true;
                 proto = frag.next_header();
                 offset += FRAGMENT_HEADER_LEN;
-                fragment = match (frag.frag_offset(), frag.more_frags()) {
+                frag_data_offset = offset;
+                (frag_id, frag_offset, frag_more) =
+                    (frag.ident(), frag.frag_offset(), frag.more_frags());
+                fragment = match (frag_offset, frag_more) {
                     (0, false) => Fragment::None,
                     (0, true) => Fragment::First,
                     _ => {
@@ -305,6 +359,10 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, P
                             proto,
                             offset,
                             fragment: Fragment::Later,
+                            frag_id,
+                            frag_data_offset,
+                            frag_offset,
+                            frag_more,
                         })
                     }
                 };
@@ -314,6 +372,10 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, P
                     proto,
                     offset,
                     fragment,
+                    frag_id,
+                    frag_data_offset,
+                    frag_offset,
+                    frag_more,
                 })
             }
         }
@@ -395,7 +457,11 @@ mod test {
             UpperLayer {
                 proto: 6,
                 offset: 48,
-                fragment: Fragment::None
+                fragment: Fragment::None,
+                frag_id: 0,
+                frag_data_offset: 0,
+                frag_offset: 0,
+                frag_more: false,
             }
         );
     }
@@ -458,6 +524,56 @@ mod test {
         chain[8 * (MAX_EXT_HEADERS - 1)] = next_header::DEST_OPTS;
         assert_eq!(
             walk_extension_headers(next_header::DEST_OPTS, &chain),
+            Err(ParseError::TooManyIpv6ExtHeaders)
+        );
+    }
+
+    #[test]
+    fn malformed_options_are_refused() {
+        // Hop-by-hop: an option whose data runs past the header.
+        let hbh = [6, 0, 0x1e, 5, 0, 0, 0, 0];
+        assert_eq!(
+            walk_extension_headers(next_header::HOP_BY_HOP, &hbh),
+            Err(ParseError::BadIpv6Option)
+        );
+        // A Home Address option in a destination-options header, 16 bytes: accepted.
+        let mut dst = vec![6, 2, 1, 2, 0, 0, OPT_HOME_ADDRESS, 16];
+        dst.extend_from_slice(&[0x20; 16]);
+        assert_eq!(dst.len(), 24);
+        assert!(walk_extension_headers(next_header::DEST_OPTS, &dst).is_ok());
+        // The same option 8 bytes long, or in a hop-by-hop header: refused.
+        let short = [
+            6,
+            1,
+            OPT_HOME_ADDRESS,
+            8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            2,
+            0,
+            0,
+        ];
+        assert_eq!(
+            walk_extension_headers(next_header::DEST_OPTS, &short),
+            Err(ParseError::BadIpv6Option)
+        );
+        assert_eq!(
+            walk_extension_headers(next_header::HOP_BY_HOP, &dst),
+            Err(ParseError::BadIpv6Option)
+        );
+        // Two fragment headers.
+        let mut two = [0u8; 24];
+        Ipv6FragmentHeader::new_unchecked(&mut two[..]).emit(next_header::FRAGMENT, 0, true, 1);
+        Ipv6FragmentHeader::new_unchecked(&mut two[8..]).emit(17, 0, true, 1);
+        assert_eq!(
+            walk_extension_headers(next_header::FRAGMENT, &two),
             Err(ParseError::TooManyIpv6ExtHeaders)
         );
     }

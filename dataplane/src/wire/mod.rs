@@ -27,11 +27,13 @@
 
 pub mod build;
 pub mod checksum;
+pub mod encap;
 pub mod ethernet;
 mod field;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod quoted;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
@@ -41,6 +43,7 @@ pub use ethernet::EthernetFrame;
 pub use icmp::IcmpPacket;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet};
+pub use quoted::quoted_packet;
 pub use sctp::SctpPacket;
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
@@ -91,11 +94,28 @@ pub enum ParseError {
     TruncatedIcmp,
     #[error("SCTP packet shorter than the 12-byte common header")]
     TruncatedSctp,
+    #[error("MPLS label stack cut short")]
+    TruncatedMpls,
+    #[error("more than {} MPLS labels", encap::MAX_MPLS_LABELS)]
+    TooManyMplsLabels,
+    #[error("PPPoE session header cut short")]
+    TruncatedPppoe,
+    #[error("PPPoE session header with a bad version, type, code or length")]
+    BadPppoeHeader,
+    #[error("IPv4 option with a length below 2 or past the header")]
+    BadIpv4Option,
+    #[error("IPv6 option past its header, or a malformed Home Address option")]
+    BadIpv6Option,
+    #[error("IPv6 address embedding an IPv4 address (IPv4-mapped or IPv4-compatible)")]
+    Ipv4InIpv6Address,
+    #[error("ICMP error quoting no usable IP header and 8 transport bytes")]
+    BadIcmpQuote,
 }
 
 impl ParseError {
     /// Every variant, in declaration order (to pre-register one counter per reason).
-    pub const ALL: [ParseError; 19] = [
+    pub const COUNT: usize = 27;
+    pub const ALL: [ParseError; Self::COUNT] = [
         ParseError::FrameTooLong,
         ParseError::TruncatedEthernet,
         ParseError::TruncatedVlan,
@@ -115,6 +135,14 @@ impl ParseError {
         ParseError::BadUdpLength,
         ParseError::TruncatedIcmp,
         ParseError::TruncatedSctp,
+        ParseError::TruncatedMpls,
+        ParseError::TooManyMplsLabels,
+        ParseError::TruncatedPppoe,
+        ParseError::BadPppoeHeader,
+        ParseError::BadIpv4Option,
+        ParseError::BadIpv6Option,
+        ParseError::Ipv4InIpv6Address,
+        ParseError::BadIcmpQuote,
     ];
 
     /// A stable snake_case label for metrics and logs.
@@ -139,6 +167,14 @@ impl ParseError {
             ParseError::BadUdpLength => "bad_udp_length",
             ParseError::TruncatedIcmp => "truncated_icmp",
             ParseError::TruncatedSctp => "truncated_sctp",
+            ParseError::TruncatedMpls => "truncated_mpls",
+            ParseError::TooManyMplsLabels => "too_many_mpls_labels",
+            ParseError::TruncatedPppoe => "truncated_pppoe",
+            ParseError::BadPppoeHeader => "bad_pppoe_header",
+            ParseError::BadIpv4Option => "bad_ipv4_option",
+            ParseError::BadIpv6Option => "bad_ipv6_option",
+            ParseError::Ipv4InIpv6Address => "ipv4_in_ipv6_address",
+            ParseError::BadIcmpQuote => "bad_icmp_quote",
         }
     }
 
@@ -151,16 +187,17 @@ impl ParseError {
 /// Parses one Ethernet frame in a single pass.
 ///
 /// Returns [`Parsed::NonIp`] for a well-formed frame whose (innermost) EtherType is not IP,
-/// [`Parsed::Ip`] with every [`PacketMeta`] field filled for IPv4/IPv6, or the first
-/// [`ParseError`] met. Accepted on purpose: IPv4 header checksum errors (see
-/// [`Ipv4Packet::checksum_valid`]), link padding after the IP packet, later fragments
-/// (ports 0, `l4_offset` 0). Rejected: a truncated L4 header in an unfragmented packet or a
-/// first fragment (a first fragment too short for the ports is the classic tiny-fragment
-/// evasion, RFC 1858).
+/// [`Parsed::Ip`] with every [`PacketMeta`] field filled for IPv4/IPv6 — also inside VLAN
+/// tags, MPLS label stacks and PPPoE sessions — or the first [`ParseError`] met. Accepted
+/// on purpose: IPv4 header checksum errors (see [`Ipv4Packet::checksum_valid`]), link
+/// padding after the IP packet, later fragments (ports 0, `l4_offset` 0). Rejected: a
+/// truncated L4 header in an unfragmented packet or a first fragment (a first fragment too
+/// short for the ports is the classic tiny-fragment evasion, RFC 1858), malformed IPv4 or
+/// IPv6 options, IPv6 addresses that embed IPv4 ones (they would alias IPv4 flows).
 ///
-/// `payload_len` is the L4 payload: TCP segment data, UDP data per its length field, ICMP
-/// data after the 8-byte header, SCTP chunks; for other protocols and later fragments, the
-/// bytes after the last IP header.
+/// `payload_len` is the L4 payload: TCP segment data, UDP data per its length field (a
+/// first fragment: the UDP bytes it carries), ICMP data after the 8-byte header, SCTP
+/// chunks; for other protocols and later fragments, the bytes after the last IP header.
 #[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, ParseError> {
     // Every offset and length below is bounded by this, so the `as u16` casts are lossless.
@@ -172,30 +209,54 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, ParseError> {
     if vlan::is_vlan_tpid(ether_type) {
         (ether_type, l3_offset, vlan_id) = walk_vlan_tags(frame)?;
     }
-    let l3 = frame.get(l3_offset..).unwrap_or_default();
+    let inner = match ether_type {
+        ethertype::IPV4 => encap::Inner::Ipv4(0),
+        ethertype::IPV6 => encap::Inner::Ipv6(0),
+        encap::ethertype::MPLS_UNICAST | encap::ethertype::MPLS_MULTICAST => {
+            encap::walk_mpls(frame.get(l3_offset..).unwrap_or_default())?
+        }
+        encap::ethertype::PPPOE_SESSION => {
+            encap::pppoe_session(frame.get(l3_offset..).unwrap_or_default())?
+        }
+        _ => encap::Inner::NotIp,
+    };
     let mut meta = PacketMeta {
         vlan: vlan_id,
-        l3_offset: l3_offset as u16,
         frame_len,
         ..PacketMeta::default()
     };
-    match ether_type {
-        ethertype::IPV4 => {
+    match inner {
+        encap::Inner::Ipv4(at) => {
+            l3_offset += at;
+            let l3 = frame.get(l3_offset..).unwrap_or_default();
             let ip = Ipv4Packet::new_checked(l3)?;
+            ipv4::check_options(ip.options())?;
             meta.ip_version = 4;
             meta.proto = ip.protocol();
             meta.src = v4_to_addr(ip.src_addr());
             meta.dst = v4_to_addr(ip.dst_addr());
             meta.ttl = ip.ttl();
-            meta.fragment = match (ip.frag_offset(), ip.more_frags()) {
+            meta.frag_offset = ip.frag_offset();
+            meta.frag_more = ip.more_frags();
+            meta.fragment = match (meta.frag_offset, meta.frag_more) {
                 (0, false) => Fragment::None,
                 (0, true) => Fragment::First,
                 _ => Fragment::Later,
             };
+            if meta.fragment != Fragment::None {
+                meta.frag_id = u32::from(ip.ident());
+                meta.frag_len = ip.payload().len() as u16;
+            }
+            meta.l3_offset = l3_offset as u16;
             parse_l4(&mut meta, ip.payload(), l3_offset + ip.header_len(), false)?;
         }
-        ethertype::IPV6 => {
+        encap::Inner::Ipv6(at) => {
+            l3_offset += at;
+            let l3 = frame.get(l3_offset..).unwrap_or_default();
             let ip = Ipv6Packet::new_checked(l3)?;
+            if quoted::embeds_ipv4(ip.src_addr()) || quoted::embeds_ipv4(ip.dst_addr()) {
+                return Err(ParseError::Ipv4InIpv6Address);
+            }
             let payload = ip.payload();
             let upper = ipv6::walk_extension_headers(ip.next_header(), payload)?;
             meta.ip_version = 6;
@@ -204,6 +265,13 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, ParseError> {
             meta.dst = ip.dst_addr();
             meta.ttl = ip.hop_limit();
             meta.fragment = upper.fragment;
+            if upper.fragment != Fragment::None {
+                meta.frag_id = upper.frag_id;
+                meta.frag_offset = upper.frag_offset;
+                meta.frag_more = upper.frag_more;
+                meta.frag_len = payload.len().saturating_sub(upper.frag_data_offset) as u16;
+            }
+            meta.l3_offset = l3_offset as u16;
             let l4 = payload.get(upper.offset..).unwrap_or_default();
             parse_l4(
                 &mut meta,
@@ -212,7 +280,7 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, ParseError> {
                 true,
             )?;
         }
-        _ => {
+        encap::Inner::NotIp => {
             return Ok(Parsed::NonIp {
                 ethertype: ether_type,
             })
@@ -267,6 +335,20 @@ fn parse_l4(
             }
             meta.payload_len = l4.len().saturating_sub(tcp.header_len()) as u16;
         }
+        proto::UDP if meta.fragment == Fragment::First => {
+            // The length field counts the whole datagram, not this fragment: only the
+            // header must be here (and the length cover it).
+            let udp = UdpPacket::new_unchecked(l4);
+            if l4.len() < udp::HEADER_LEN {
+                return Err(ParseError::TruncatedUdp);
+            }
+            if usize::from(udp.len()) < l4.len() {
+                return Err(ParseError::BadUdpLength);
+            }
+            meta.src_port = udp.src_port();
+            meta.dst_port = udp.dst_port();
+            meta.payload_len = (l4.len() - udp::HEADER_LEN) as u16;
+        }
         proto::UDP => {
             let udp = UdpPacket::new_checked(l4)?;
             meta.src_port = udp.src_port();
@@ -280,6 +362,7 @@ fn parse_l4(
                 meta.src_port = icmp.ident();
             }
             meta.dst_port = u16::from(msg_type) << 8 | u16::from(icmp.msg_code());
+            meta.icmp_error = quoted::is_error(is_v6, msg_type);
             meta.payload_len = l4.len().saturating_sub(icmp::HEADER_LEN) as u16;
         }
         proto::SCTP => {

@@ -62,6 +62,11 @@ fn deconstruct_vlan_tcp_syn() {
             payload_len: 0,
             ttl: 63,
             fragment: Fragment::None,
+            frag_id: 0,
+            frag_offset: 0,
+            frag_more: false,
+            frag_len: 0,
+            icmp_error: false,
             frame_len: 64,
         }
     );

@@ -3,6 +3,8 @@
 
 use super::MAX_PORTS;
 use crate::flow::TcpInvalid;
+use crate::fragments::FragCounters;
+use crate::wire::ParseError;
 
 /// Why the data plane dropped a packet (the `reason` label of the drop metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,10 +26,15 @@ pub enum DropReason {
     NonIp = 6,
     /// A TCP segment outside its flow's window (see `flow::tcp`), not in liberal mode.
     TcpInvalid = 7,
+    /// A later fragment with no first fragment to follow, or an overlapping / malformed
+    /// fragment (see [`crate::fragments`]).
+    Fragment = 8,
+    /// An ICMP error quoting a flow that does not exist (or a malformed quote).
+    IcmpUnrelated = 9,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 10;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Policy,
         DropReason::Stateless,
@@ -37,6 +44,8 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::NonIp,
         DropReason::TcpInvalid,
+        DropReason::Fragment,
+        DropReason::IcmpUnrelated,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,8 +57,56 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::NonIp => "non_ip",
             DropReason::TcpInvalid => "tcp_invalid",
+            DropReason::Fragment => "fragment",
+            DropReason::IcmpUnrelated => "icmp_unrelated",
         }
     }
+}
+
+/// The EtherTypes non-IP frames are counted by (`flowgate_non_ip_packets_total{ethertype}`);
+/// anything else is counted as `other`, IEEE 802.3 length-field frames (LLC, STP) as `llc`.
+/// A fixed list keeps the metric's cardinality bounded whatever the wire carries.
+pub const NON_IP_ETHERTYPES: [(u16, &str); 14] = [
+    (0x0806, "arp"),
+    (0x8035, "rarp"),
+    (0x88cc, "lldp"),
+    (0x8809, "slow_protocols"),
+    (0x888e, "eapol"),
+    (0x88e5, "macsec"),
+    (0x88f7, "ptp"),
+    (0x8847, "mpls"),
+    (0x8848, "mpls_multicast"),
+    (0x8863, "pppoe_discovery"),
+    (0x8864, "pppoe_session"),
+    (0x8906, "fcoe"),
+    (0x22f0, "avtp"),
+    (0x9000, "loopback"),
+];
+/// Slots of [`WorkerCounters::non_ip_by_ethertype`]: the list, then `llc`, then `other`.
+pub const NON_IP_SLOTS: usize = NON_IP_ETHERTYPES.len() + 2;
+
+/// The counter slot of a non-IP frame's EtherType, and its label.
+#[inline]
+pub fn non_ip_slot(ethertype: u16) -> usize {
+    if ethertype < 0x0600 {
+        return NON_IP_ETHERTYPES.len();
+    }
+    NON_IP_ETHERTYPES
+        .iter()
+        .position(|&(t, _)| t == ethertype)
+        .unwrap_or(NON_IP_ETHERTYPES.len() + 1)
+}
+
+/// The label of a [`non_ip_slot`].
+pub fn non_ip_label(slot: usize) -> &'static str {
+    NON_IP_ETHERTYPES.get(slot).map_or(
+        if slot == NON_IP_ETHERTYPES.len() {
+            "llc"
+        } else {
+            "other"
+        },
+        |&(_, l)| l,
+    )
 }
 
 /// Per-port traffic as one worker saw it.
@@ -103,6 +160,17 @@ pub struct WorkerCounters {
     pub loops: u64,
     /// Capture/flush results not yet sent because the reply ring was full (backpressure).
     pub scan_stalls: u64,
+    /// Malformed frames by [`ParseError::index`].
+    pub malformed_by_reason: [u64; ParseError::COUNT],
+    /// Non-IP frames by [`non_ip_slot`].
+    pub non_ip_by_ethertype: [u64; NON_IP_SLOTS],
+    pub fragments: FragCounters,
+    /// ICMP errors forwarded because the flow they quote exists and is allowed.
+    pub icmp_related_passed: u64,
+    /// ICMP errors dropped because the flow they quote is denied.
+    pub icmp_related_dropped: u64,
+    /// ICMP errors dropped because the flow they quote does not exist or the quote is bad.
+    pub icmp_unrelated: u64,
 }
 
 impl Default for WorkerCounters {
@@ -134,6 +202,12 @@ impl Default for WorkerCounters {
             policy_epoch: 0,
             loops: 0,
             scan_stalls: 0,
+            malformed_by_reason: [0; ParseError::COUNT],
+            non_ip_by_ethertype: [0; NON_IP_SLOTS],
+            fragments: FragCounters::default(),
+            icmp_related_passed: 0,
+            icmp_related_dropped: 0,
+            icmp_unrelated: 0,
         }
     }
 }

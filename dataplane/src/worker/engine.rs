@@ -5,7 +5,9 @@
 //! A burst is processed in passes (VPP's shape): pass 1 parses every frame, runs the
 //! stateless rules, builds the flow key and hash and prefetches the hash bucket; then the
 //! entries those buckets point to are prefetched; pass 2 looks up / creates flows and
-//! applies their verdicts. Between bursts [`Engine::poll`]
+//! applies their verdicts. Two kinds of packet take their own way through pass 2: later
+//! fragments follow their first fragment's verdict ([`crate::fragments`]), and ICMP errors
+//! follow the flow they quote (conntrack's RELATED). Between bursts [`Engine::poll`]
 //! handles management commands, a (paced) slice of idle expiry and a slice of any running
 //! capture/flush scan, so forwarding never waits for a large table.
 //!
@@ -17,13 +19,14 @@ use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 
 use super::cmd::{AlertRecord, Command, Event, FlowRecord, Reply, ScanKind, ScanRequest};
-use super::counters::{DropReason, WorkerCounters};
+use super::counters::{non_ip_slot, DropReason, WorkerCounters};
 use super::reject::{RejectRst, RstBudget};
 use super::{MAX_BURST, RST_FRAME_MAX};
 use crate::flow::{
     EndReason, FlowEntry, FlowId, FlowKey, FlowShard, FlowState, Prefetcher, ShardConfig,
 };
-use crate::packet::{tcp_flags, PacketMeta, Parsed, Tuple, Verdict};
+use crate::fragments::{Follow, FragConfig, FragmentTracker};
+use crate::packet::{proto, tcp_flags, Fragment, PacketMeta, Parsed, Tuple, Verdict};
 use crate::policy::{CompiledPolicy, StatelessAction, StreamException, NO_RULE};
 use crate::wire::{self, build};
 
@@ -74,7 +77,12 @@ pub struct EngineConfig {
     pub shard: ShardConfig,
     pub vlan_zone: bool,
     pub pass_malformed: bool,
+    /// Non-IP frames whose EtherType is not in `non_ip_pass_ethertypes` pass too.
     pub pass_non_ip: bool,
+    /// Non-IP EtherTypes that always pass (default: ARP only).
+    pub non_ip_pass_ethertypes: Vec<u16>,
+    /// The fragment tracker's table size and timeout.
+    pub fragments: FragConfig,
     /// Forward new flows untracked when the shard is full (default: drop them).
     pub pass_untracked_when_full: bool,
     pub expiry_slots_per_poll: u32,
@@ -98,6 +106,20 @@ fn tcp_idle_secs(cfg: &EngineConfig, policy: &CompiledPolicy) -> u32 {
         .unwrap_or(cfg.shard.timeouts.tcp_established)
 }
 
+/// Which way a packet takes through pass 2.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Path {
+    /// Decided in pass 1.
+    #[default]
+    Done,
+    /// Flow lookup / creation (`key` is set).
+    Flow,
+    /// A later fragment: its first fragment's verdict.
+    LaterFragment,
+    /// An ICMP error: the verdict of the flow it quotes.
+    IcmpError,
+}
+
 /// Per-packet scratch filled by pass 1 and consumed by pass 2.
 #[derive(Clone, Copy, Default)]
 struct Staged {
@@ -105,6 +127,7 @@ struct Staged {
     key: Option<FlowKey>,
     swapped: bool,
     hash: u64,
+    path: Path,
 }
 
 struct ActiveScan {
@@ -118,6 +141,7 @@ struct ActiveScan {
 pub struct Engine {
     cfg: EngineConfig,
     shard: FlowShard,
+    frags: FragmentTracker,
     policy: Arc<CompiledPolicy>,
     rule_hits: Box<[u64]>,
     counters: WorkerCounters,
@@ -153,10 +177,12 @@ impl Engine {
             .div_ceil(u64::from(cfg.expiry_slots_per_poll.max(1)))
             .max(1);
         let expire_interval = cfg.ticks_per_sec / (slices * EXPIRY_SWEEPS_PER_SEC);
+        let frags = FragmentTracker::new(&cfg.fragments);
         let rst_budget = RstBudget::new(cfg.rst_rate_per_sec, cfg.rst_burst, cfg.ticks_per_sec);
         Engine {
             cfg,
             shard,
+            frags,
             policy,
             rule_hits,
             counters,
@@ -214,11 +240,105 @@ impl Engine {
             }
         }
         for i in 0..n {
-            if let Some(key) = self.staged[i].key {
-                actions[i] = self.decide_tracked(i, key, frames[i], now, rsts, events);
-                if let Action::Drop(r) = actions[i] {
-                    self.counters.drop(in_port, r, 1);
+            let s = &self.staged[i];
+            actions[i] = match (s.path, s.key) {
+                (Path::Flow, Some(key)) => {
+                    let action = self.decide_tracked(i, key, frames[i], now, rsts, events);
+                    if self.staged[i].meta.fragment == Fragment::First {
+                        self.record_first_fragment(i, key, action, now)
+                    } else {
+                        action
+                    }
                 }
+                (Path::LaterFragment, _) => self.follow_first_fragment(i, now),
+                (Path::IcmpError, _) => self.decide_icmp_error(i, frames[i]),
+                _ => continue,
+            };
+            if let Action::Drop(r) = actions[i] {
+                self.counters.drop(in_port, r, 1);
+            }
+        }
+    }
+
+    /// After the first fragment of a datagram was decided: remember the verdict for the
+    /// later fragments. A duplicate or malformed first fragment is dropped.
+    fn record_first_fragment(
+        &mut self,
+        i: usize,
+        key: FlowKey,
+        action: Action,
+        now: u64,
+    ) -> Action {
+        let Staged {
+            meta,
+            swapped,
+            hash,
+            ..
+        } = self.staged[i];
+        let forward = action == Action::Forward;
+        let flow = Some((key, swapped, hash));
+        let result = self.frags.record_first(&meta, forward, flow, now);
+        self.counters.fragments = *self.frags.counters();
+        match result {
+            Ok(()) => action,
+            Err(_) => Action::Drop(DropReason::Fragment),
+        }
+    }
+
+    /// A later fragment: the verdict its first fragment got, counted in the same flow.
+    fn follow_first_fragment(&mut self, i: usize, now: u64) -> Action {
+        let m = self.staged[i].meta;
+        let follow = self.frags.follow(&m, now);
+        self.counters.fragments = *self.frags.counters();
+        match follow {
+            Follow::Forward(flow) => {
+                if let Some((key, swapped, hash)) = flow {
+                    // Only connectionless flows: a TCP flow's state machine must not see
+                    // a fragment as a segment (AWS drops TCP fragments statelessly anyway).
+                    if key.proto() != proto::TCP {
+                        if let Some(id) = self.shard.lookup(&key, hash) {
+                            self.shard.update(id, swapped, &m, now);
+                        }
+                    }
+                }
+                Action::Forward
+            }
+            Follow::DropLikeFirst => Action::Drop(DropReason::Policy),
+            Follow::Drop(_) => Action::Drop(DropReason::Fragment),
+        }
+    }
+
+    /// An ICMP error belongs to the flow it quotes (conntrack's RELATED): it passes when
+    /// that flow exists and is allowed — whatever the rules say about the error itself, so
+    /// path-MTU discovery and traceroute work under `drop_strict` — and is dropped when
+    /// the flow is denied, or does not exist (a probe or a forged error).
+    fn decide_icmp_error(&mut self, i: usize, frame: &[u8]) -> Action {
+        let m = self.staged[i].meta;
+        let inner = match wire::quoted_packet(frame, &m) {
+            Ok(inner) => inner,
+            Err(_) => {
+                self.counters.icmp_unrelated += 1;
+                return Action::Drop(DropReason::IcmpUnrelated);
+            }
+        };
+        // The error goes back to the quoted packet's sender.
+        if inner.src != m.dst {
+            self.counters.icmp_unrelated += 1;
+            return Action::Drop(DropReason::IcmpUnrelated);
+        }
+        let (key, _) = FlowKey::from_meta(&inner, self.cfg.vlan_zone);
+        match self.shard.lookup(&key, self.shard.hash(&key)) {
+            Some(id) if self.shard.entry(id).verdict() == Verdict::Pass => {
+                self.counters.icmp_related_passed += 1;
+                Action::Forward
+            }
+            Some(_) => {
+                self.counters.icmp_related_dropped += 1;
+                Action::Drop(DropReason::Policy)
+            }
+            None => {
+                self.counters.icmp_unrelated += 1;
+                Action::Drop(DropReason::IcmpUnrelated)
             }
         }
     }
@@ -238,8 +358,19 @@ impl Engine {
             rx_bytes += frame.len() as u64;
             let s = &mut staged[i];
             s.key = None;
+            s.path = Path::Done;
             actions[i] = match wire::parse_frame(frame) {
                 Ok(Parsed::Ip(m)) => match policy.stateless(&m) {
+                    StatelessAction::ForwardToSfe if m.fragment == Fragment::Later => {
+                        s.meta = m;
+                        s.path = Path::LaterFragment;
+                        Action::Forward // replaced in pass 2
+                    }
+                    StatelessAction::ForwardToSfe if m.icmp_error => {
+                        s.meta = m;
+                        s.path = Path::IcmpError;
+                        Action::Forward // replaced in pass 2
+                    }
                     StatelessAction::ForwardToSfe => {
                         let (key, swapped) = FlowKey::from_meta(&m, cfg.vlan_zone);
                         let hash = shard.hash(&key);
@@ -249,6 +380,7 @@ impl Engine {
                             key: Some(key),
                             swapped,
                             hash,
+                            path: Path::Flow,
                         };
                         Action::Forward // replaced in pass 2
                     }
@@ -262,17 +394,19 @@ impl Engine {
                         Action::Drop(DropReason::Stateless)
                     }
                 },
-                Ok(Parsed::NonIp { .. }) => {
+                Ok(Parsed::NonIp { ethertype }) => {
                     counters.non_ip += 1;
-                    if cfg.pass_non_ip {
+                    counters.non_ip_by_ethertype[non_ip_slot(ethertype)] += 1;
+                    if cfg.pass_non_ip || cfg.non_ip_pass_ethertypes.contains(&ethertype) {
                         Action::Forward
                     } else {
                         counters.drop(in_port, DropReason::NonIp, 1);
                         Action::Drop(DropReason::NonIp)
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     counters.malformed += 1;
+                    counters.malformed_by_reason[e.index()] += 1;
                     if cfg.pass_malformed {
                         Action::Forward
                     } else {
@@ -859,6 +993,11 @@ mod tests {
             vlan_zone: true,
             pass_malformed: false,
             pass_non_ip: true,
+            non_ip_pass_ethertypes: vec![0x0806],
+            fragments: FragConfig {
+                capacity: 256,
+                timeout_ticks: 2 * HZ,
+            },
             pass_untracked_when_full: false,
             expiry_slots_per_poll: slots,
             scan_slots_per_poll: 64,
