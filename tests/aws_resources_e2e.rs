@@ -213,7 +213,8 @@ impl Env {
 /// The policy summary without "policy epoch N: " (epochs restart at 1 with the process).
 fn summary_of(v: Value) -> String {
     let s = v["summary"].as_str().unwrap_or_default().to_string();
-    s.split_once(": ").map_or(s.clone(), |(_, rest)| rest.to_string())
+    s.split_once(": ")
+        .map_or(s.clone(), |(_, rest)| rest.to_string())
 }
 
 #[test]

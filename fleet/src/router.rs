@@ -853,8 +853,15 @@ mod tests {
     fn zones_resolve_by_name_or_id_and_unknown_or_conflicting_zones_are_refused() {
         let (r, dir) = router();
         assert_eq!(r.zone_of(&json!({})).unwrap(), None);
-        assert_eq!(r.zone_of(&json!({"AvailabilityZone": "zone-b"})).unwrap(), Some(1));
-        assert_eq!(r.zone_of(&json!({"AvailabilityZoneId": "use1-az2"})).unwrap(), Some(1));
+        assert_eq!(
+            r.zone_of(&json!({"AvailabilityZone": "zone-b"})).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            r.zone_of(&json!({"AvailabilityZoneId": "use1-az2"}))
+                .unwrap(),
+            Some(1)
+        );
         assert_eq!(
             r.zone_of(&json!({"AvailabilityZone": "zone-a", "AvailabilityZoneId": "use1-az1"}))
                 .unwrap(),
@@ -875,7 +882,10 @@ mod tests {
         let e = r.required_zone(&json!({})).unwrap_err();
         assert!(e.message.contains("zone-a (use1-az1)"), "{}", e.message);
         // The appliance gets its zone by name and its own ARN; the id is not forwarded.
-        let b = r.scoped(1, &json!({"FirewallArn": "x", "AvailabilityZoneId": "use1-az2"}));
+        let b = r.scoped(
+            1,
+            &json!({"FirewallArn": "x", "AvailabilityZoneId": "use1-az2"}),
+        );
         assert_eq!(b["AvailabilityZone"], "zone-b");
         assert!(b.get("AvailabilityZoneId").is_none());
         std::fs::remove_dir_all(dir).unwrap();
