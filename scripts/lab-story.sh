@@ -13,7 +13,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 eval "$("$FG_ROOT/scripts/lab.sh" env)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
+export FLOWGATE_API FLOWGATE_CA_FILE FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 CTL="$FLOWGATECTL"
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 POLICY_DIR="$(dirname "$FLOWGATE_CONFIG")"
@@ -112,7 +112,7 @@ fi
 aws_nf() {
     AWS_ACCESS_KEY_ID="$FLOWGATE_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$FLOWGATE_SECRET_ACCESS_KEY" \
     AWS_DEFAULT_REGION="$FLOWGATE_REGION" AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-    AWS_EC2_METADATA_DISABLED=true "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" "$@"
+    AWS_EC2_METADATA_DISABLED=true "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" --ca-bundle "$FLOWGATE_CA_FILE" "$@"
 }
 wait_op() {
     for _ in $(seq 1 50); do

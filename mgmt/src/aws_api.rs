@@ -24,8 +24,8 @@ use serde_json::{json, Map, Value};
 use crate::audit::Audit;
 use crate::cbor;
 use crate::config::Config;
-use crate::http::server::{Request, Response};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
+use crate::server::{Request, Response};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -151,6 +151,8 @@ pub fn handle(
                     None,
                     None,
                 );
+            } else {
+                audit.read(caller, req.peer, audit_action);
             }
             protocol.response(200, &body)
         }

@@ -10,7 +10,7 @@ set -euo pipefail
 LAB="$FG_ROOT/scripts/lab.sh"
 trap '"$LAB" down >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 eval "$("$LAB" up)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
+export FLOWGATE_API FLOWGATE_CA_FILE FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 W=/tmp/flowgate-lab/reload-test; rm -rf "$W"; mkdir -p "$W"
 POL="$(dirname "$FLOWGATE_CONFIG")"
