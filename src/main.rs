@@ -16,7 +16,7 @@ use dataplane::worker::Engine;
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use mgmt::app::{App, AppParts};
 use mgmt::clock::Clock;
-use mgmt::config::{Config, FrameAction, FullAction};
+use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
 use mgmt::control::{Control, WorkerLink};
 use mgmt::policy_mgr::PolicyManager;
 
@@ -91,6 +91,7 @@ fn timeouts(t: &mgmt::config::Timeouts) -> TimeoutsSecs {
 
 fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     let cfg = Config::load(config_path).map_err(|e| e.to_string())?;
+    cfg.check_paths().map_err(|e| e.to_string())?;
     let workers_n = cfg.workers.lcores.len();
     // `--check` judges the files alone; a running appliance falls back on the last
     // validated policy (kept under the state directory) when they are invalid.
@@ -99,6 +100,7 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
         &cfg.policy.file,
         workers_n,
         (!check_only).then_some(snapshot.as_path()),
+        cfg.policy.max_rules,
     )
     .map_err(|e| format!("policy refused: {e}"))?;
     if check_only {
@@ -207,6 +209,9 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
                 emergency_high_pct: ft.emergency_high_pct,
                 emergency_low_pct: ft.emergency_low_pct,
                 ticks_per_sec,
+                tombstone_secs: cfg.dataplane.reject_tombstone_secs,
+                // A fresh random key per worker and boot (see FlowHasher).
+                hash_seeds: None,
             },
             vlan_zone: ft.vlan_zone,
             pass_malformed: cfg.dataplane.malformed_action == FrameAction::Pass,
@@ -215,6 +220,13 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
             scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
             ticks_per_sec,
+            tcp_liberal: cfg.dataplane.tcp_liberal,
+            reject_rst: match cfg.dataplane.reject_rst {
+                RejectRst::Sender => dataplane::worker::RejectRst::Sender,
+                RejectRst::Both => dataplane::worker::RejectRst::Both,
+            },
+            rst_rate_per_sec: cfg.dataplane.reject_rsts_per_sec,
+            rst_burst: cfg.dataplane.reject_rst_burst,
         };
         let engine = Engine::new(
             engine_cfg,

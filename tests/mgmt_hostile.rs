@@ -38,10 +38,7 @@ fn config(dir: &TempDir, api: &str, tune: impl FnOnce(TestConfig) -> TestConfig)
 fn start(tag: &str, tune: impl FnOnce(TestConfig) -> TestConfig) -> (TempDir, Appliance, String) {
     let dir = TempDir::new(tag);
     for f in ["in_a.pcap", "in_b.pcap"] {
-        dataplane::pcapfile::PcapWriter::create(dir.path(f))
-            .unwrap()
-            .flush()
-            .unwrap();
+        write_pcap(&dir.path(f), &[]);
     }
     std::fs::write(
         dir.path("policy.toml"),

@@ -27,7 +27,7 @@ use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
 use dataplane::policy::{load_policy, CompiledPolicy};
 use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
 use dataplane::worker::engine::{EngineConfig, RstBuf, WorkerRings};
-use dataplane::worker::{Action, Engine, Reply, MAX_BURST};
+use dataplane::worker::{Action, Engine, RejectRst, Reply, MAX_BURST};
 
 const HZ: u64 = 1_000_000_000;
 const BURST: usize = 32;
@@ -88,6 +88,8 @@ fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
                 emergency_high_pct: 95,
                 emergency_low_pct: 80,
                 ticks_per_sec: HZ,
+                tombstone_secs: 5,
+                hash_seeds: None,
             },
             vlan_zone: true,
             pass_malformed: false,
@@ -96,6 +98,10 @@ fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
             expiry_slots_per_poll: 64,
             scan_slots_per_poll: 4096,
             ticks_per_sec: HZ,
+            tcp_liberal: false,
+            reject_rst: RejectRst::Both,
+            rst_rate_per_sec: 1000,
+            rst_burst: 64,
         },
         Arc::clone(policy),
         hits,

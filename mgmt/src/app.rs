@@ -15,6 +15,7 @@ use dataplane::worker::{Event, Reply};
 use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::console::ConsoleSettings;
 use crate::control::{Control, Sink};
 use crate::log_sink::LogSinks;
 use crate::ops::OpsManager;
@@ -43,6 +44,8 @@ pub struct App {
     pub(crate) started: Instant,
     pub(crate) port_stats: PortStats,
     pub(crate) mempool: MempoolStats,
+    /// What the web console's unauthenticated `config.json` tells the page.
+    pub(crate) console: ConsoleSettings,
 }
 
 pub struct AppParts {
@@ -77,6 +80,10 @@ impl App {
             started: Instant::now(),
             port_stats: p.port_stats,
             mempool: p.mempool,
+            console: ConsoleSettings {
+                region: cfg.mgmt.region.clone(),
+                zones: vec![cfg.appliance.zone.clone()],
+            },
             cfg,
         }))
     }
@@ -119,14 +126,6 @@ impl App {
                 "file": self.policy.path().display().to_string(),
             })
         })
-    }
-
-    /// `GET /v1/policy`.
-    pub fn policy_json(&self) -> Value {
-        let p = self.policy.current();
-        json!({"epoch": p.epoch(), "rules": p.rules().len(), "summary": p.summary(),
-               "file": self.policy.path().display().to_string(),
-               "last_reload_error": self.policy.last_error()})
     }
 
     /// `Err(why)` while a worker is stalled or has not reported yet.

@@ -9,6 +9,7 @@ pub mod cbor;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod dates;
 pub mod debug_api;

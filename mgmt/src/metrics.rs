@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
+use dataplane::flow::TcpInvalid;
 use dataplane::worker::counters::{DropReason, PortCounters};
 use dataplane::worker::WorkerCounters;
 
@@ -303,6 +304,14 @@ pub fn scrape(app: &App) -> String {
                 "Midstream packets by stream exception outcome",
                 &[("worker", ws.as_str()), ("outcome", outcome)],
                 v as f64,
+            );
+        }
+        for r in TcpInvalid::ALL {
+            f.counter(
+                "flowgate_tcp_invalid_total",
+                "TCP segments that did not count (out of window, inexact RST, ...) by reason",
+                &[("worker", ws.as_str()), ("reason", r.as_str())],
+                c.tcp_invalid[r as usize] as f64,
             );
         }
         for (e, engine) in ["stateless", "stateful"].iter().enumerate() {

@@ -1,4 +1,4 @@
-//! What answers which request: static routes, health, readiness and metrics (anonymous),
+//! What answers which request: the web console's static assets, health, readiness and metrics (anonymous),
 //! the AWS protocols (`POST /`, `POST /service/…`) and the native `/v1/` API (both
 //! authenticated), and the refusals the transport makes, in the request's protocol.
 
@@ -11,10 +11,6 @@ use crate::auth::authenticate;
 use crate::aws_api::Protocol;
 use crate::server::{Handler, LimitKind, Request, Response};
 
-/// Unauthenticated routes answered by path prefix before anything else (static assets such
-/// as a web console); each handler answers its request completely.
-pub const STATIC_ROUTES: &[(&str, fn(&Request) -> Response)] = &[];
-
 fn not_found(req: &Request) -> Response {
     Response::json(
         404,
@@ -24,11 +20,8 @@ fn not_found(req: &Request) -> Response {
 
 impl App {
     fn route(&self, req: &Request) -> Response {
-        if let Some((_, serve)) = STATIC_ROUTES
-            .iter()
-            .find(|(prefix, _)| req.path.starts_with(prefix))
-        {
-            return serve(req);
+        if crate::console::owns(&req.path) {
+            return crate::console::handle(req, &self.console);
         }
         if let Some(protocol) = Protocol::of_path(&req.path) {
             return match authenticate(&self.cfg, &self.keys, &self.audit, req, protocol) {
@@ -81,7 +74,7 @@ impl App {
             },
             ("GET", "/v1/policy") => {
                 self.audit.read(caller, req.peer, "GET /v1/policy");
-                Response::json(200, &self.policy_json())
+                Response::json(200, &self.policy.describe_json())
             }
             (_, p) if p.starts_with("/v1/debug/") => crate::debug_api::handle(self, req)
                 .unwrap_or_else(|| {

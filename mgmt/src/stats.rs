@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use dataplane::flow::TcpInvalid;
 use dataplane::worker::counters::DropReason;
 use dataplane::worker::WorkerCounters;
 
@@ -24,6 +25,12 @@ pub fn totals(views: &[WorkerCounters]) -> WorkerCounters {
         t.midstream_continued += v.midstream_continued;
         t.midstream_rejected += v.midstream_rejected;
         t.rsts_sent += v.rsts_sent;
+        t.rsts_rate_limited += v.rsts_rate_limited;
+        t.reject_silenced += v.reject_silenced;
+        t.hash_long_probes += v.hash_long_probes;
+        for (a, b) in t.tcp_invalid.iter_mut().zip(v.tcp_invalid.iter()) {
+            *a += b;
+        }
         t.malformed += v.malformed;
         t.non_ip += v.non_ip;
         t.events_dropped += v.events_dropped;
@@ -74,6 +81,7 @@ pub fn stats_json(app: &App) -> Value {
     let pol = app.policy.current();
     json!({
         "firewall_name": app.cfg.appliance.firewall_name,
+        "firewall_arn": app.cfg.appliance.firewall_arn,
         "zone": app.cfg.appliance.zone,
         "uptime_seconds": app.started.elapsed().as_secs(),
         "policy": {"epoch": pol.epoch(), "rules": pol.rules().len(), "summary": pol.summary(),
@@ -84,6 +92,12 @@ pub fn stats_json(app: &App) -> Value {
                   "table_full": t.table_full_events},
         "midstream": {"dropped": t.midstream_dropped, "continued": t.midstream_continued,
                       "rejected": t.midstream_rejected, "rsts_sent": t.rsts_sent},
+        "reject": {"rsts_sent": t.rsts_sent, "rsts_rate_limited": t.rsts_rate_limited,
+                   "silenced": t.reject_silenced},
+        "tcp_invalid": TcpInvalid::ALL.iter()
+            .map(|r| (r.as_str().to_string(), json!(t.tcp_invalid[*r as usize])))
+            .collect::<serde_json::Map<String, Value>>(),
+        "flow_hash_long_probes": t.hash_long_probes,
         "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
         "ports": ports,
         "workers": workers,
