@@ -19,6 +19,7 @@ use mgmt::clock::Clock;
 use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
 use mgmt::control::{Control, WorkerLink};
 use mgmt::policy_mgr::PolicyManager;
+use mgmt::resources::ResourceManager;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -96,8 +97,16 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     // `--check` judges the files alone; a running appliance falls back on the last
     // validated policy (kept under the state directory) when they are invalid.
     let snapshot = cfg.appliance.state_dir.join("policy-last-validated.json");
+    // The AWS resources (and, under policy.source = "api", the policy the API set) come
+    // from the state directory; `--check` judges the files alone.
+    let (resources, policy_file) = if check_only {
+        (None, cfg.policy.file.clone())
+    } else {
+        let (r, f) = ResourceManager::open(&cfg).map_err(|e| format!("resources: {e}"))?;
+        (Some(r), f)
+    };
     let policy = PolicyManager::load(
-        &cfg.policy.file,
+        &policy_file,
         workers_n,
         (!check_only).then_some(snapshot.as_path()),
         cfg.policy.max_rules,
@@ -127,7 +136,9 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
         .find_map(|a| a.strip_prefix("--file-prefix="))
         .map(str::to_string);
     let eal = Eal::init(&argv).map_err(|e| format!("EAL init failed ({}): {e}", argv.join(" ")))?;
-    let result = run_with_eal(&eal, cfg, policy);
+    let resources = resources.ok_or("resources not opened")?;
+    resources.after_reload(policy.last_error().is_none());
+    let result = run_with_eal(&eal, cfg, policy, resources);
     drop(eal);
     if let Some(p) = prefix {
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
@@ -135,7 +146,12 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     result
 }
 
-fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), String> {
+fn run_with_eal(
+    eal: &Eal,
+    cfg: Config,
+    policy: PolicyManager,
+    resources: ResourceManager,
+) -> Result<(), String> {
     let available = eal.worker_lcores();
     for l in &cfg.workers.lcores {
         if !available.contains(l) {
@@ -284,6 +300,7 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         cfg: cfg.clone(),
         control: Arc::clone(&control),
         policy,
+        resources,
         clock,
         ports: port_names.clone(),
         port_stats: Box::new(move || {

@@ -99,3 +99,12 @@ fn web_console_story_in_chromium() {
 fn spoofed_segments_and_ack_floods_do_not_move_or_pin_flows() {
     run_locked("scripts/tests/lab-tcp-attacks.sh", &[]);
 }
+
+/// The AWS resource model through the stock AWS CLI: seed 004's rule groups and policy
+/// created, associated and obeyed by real traffic; a stale update token refused; the stream
+/// exception policy switched DROP -> REJECT with update-firewall-policy, reported IN_SYNC by
+/// describe-firewall, and a flushed session reset at once; a domain-list group refused.
+#[test]
+fn aws_policy_from_the_cli_governs_real_traffic() {
+    run_locked("scripts/tests/lab-aws-policy.sh", &[]);
+}

@@ -436,7 +436,7 @@ fn spoofed_rsts_and_fins_neither_pass_nor_close_a_live_flow() {
         rsts.is_empty(),
         "a dropped segment of a live flow draws no RST"
     );
-    let (a, _) = h.send(1, &[seg(&s, 7001, 4000, 51 - far, 11, RST)]);
+    let (a, _) = h.send(1, &[seg(&s, 7001, 4000, 51u32.wrapping_sub(far), 11, RST)]);
     assert_eq!(a, vec![Action::Drop(DropReason::TcpInvalid)]);
     assert_eq!(state_of(&h, 4000), FlowState::Established);
     assert_eq!(invalid(&h, "rst_out_of_window"), 2);

@@ -20,6 +20,7 @@ use crate::control::{Control, Sink};
 use crate::log_sink::LogSinks;
 use crate::ops::OpsManager;
 use crate::policy_mgr::PolicyManager;
+use crate::resources::{PolicyHost, ResourceManager};
 use crate::sigv4::KeyStore;
 
 /// Port names by the workers' port index (`pair * 2 + side`).
@@ -36,6 +37,8 @@ pub struct App {
     pub control: Arc<Control>,
     pub policy: PolicyManager,
     pub ops: Arc<OpsManager>,
+    /// The AWS resources (firewall, policies, rule groups, logging, tags).
+    pub resources: ResourceManager,
     pub clock: Clock,
     pub audit: Audit,
     pub(crate) ports: PortNames,
@@ -52,6 +55,7 @@ pub struct AppParts {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub policy: PolicyManager,
+    pub resources: ResourceManager,
     pub clock: Clock,
     pub ports: PortNames,
     pub port_stats: PortStats,
@@ -72,6 +76,7 @@ impl App {
             control: p.control,
             policy: p.policy,
             ops,
+            resources: p.resources,
             clock: p.clock,
             audit,
             ports: p.ports,
@@ -91,6 +96,7 @@ impl App {
     /// Re-reads the policy files (API, CLI and SIGHUP).
     pub fn reload_policy(&self, caller: &str, source: Option<SocketAddr>) -> Result<Value, String> {
         let res = self.policy.reload(&self.control);
+        self.resources.after_reload(res.is_ok());
         let src = source.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         match &res {
             Ok(p) => {
@@ -158,6 +164,14 @@ impl App {
     pub fn close_logs(&self, writer: std::thread::JoinHandle<()>) {
         self.logs.close(writer);
         self.audit.flush();
+    }
+}
+
+/// The resource actions switch the running policy through the same path as a reload.
+impl PolicyHost for App {
+    fn apply_policy_file(&self, path: &std::path::Path, caller: &str) -> Result<(), String> {
+        self.policy.set_path(path);
+        self.reload_policy(caller, None).map(|_| ())
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Appliance {
     pub zone_id: Option<String>,
     /// Operation history, audit log and other durable state live here.
     pub state_dir: PathBuf,
+    /// The firewall's description (AWS `Description`, up to 512 characters).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,16 +292,31 @@ pub enum RejectRst {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRef {
-    /// The policy file (TOML), relative to this config file.
+    /// The policy file, relative to this config file: TOML, or AWS-shaped `.json` / `.yaml` /
+    /// `.yml` (API shapes or a CloudFormation template).
     pub file: PathBuf,
     /// Rules (stateful plus stateless) a policy may have; a bigger one is refused at
     /// start and on reload. Bounds the memory and time a compile takes.
     #[serde(default = "default_max_rules")]
     pub max_rules: usize,
+    /// Which source is authoritative (see `mgmt::resources`).
+    #[serde(default)]
+    pub source: PolicySource,
 }
 
 fn default_max_rules() -> usize {
     crate::policy_mgr::DEFAULT_MAX_RULES
+}
+
+/// Who owns the running policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// The policy file runs; the API cannot change it.
+    #[default]
+    File,
+    /// The API owns the policy once one is associated; the file seeds it.
+    Api,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod native_api;
 pub mod ops;
 pub mod policy_mgr;
+pub mod resources;
 pub mod router;
 pub mod server;
 pub mod sigv4;

@@ -25,13 +25,17 @@ impl App {
         }
         if let Some(protocol) = Protocol::of_path(&req.path) {
             return match authenticate(&self.cfg, &self.keys, &self.audit, req, protocol) {
-                Ok(caller) => crate::aws_api::handle(
+                Ok(caller) => crate::aws_api::handle_with(
                     &self.ops,
                     &self.cfg,
                     req,
                     &caller,
                     &self.audit,
                     protocol,
+                    Some(crate::aws_api::Resources {
+                        mgr: &self.resources,
+                        host: self,
+                    }),
                 )
                 .authenticated(),
                 Err(r) => r,

@@ -77,7 +77,7 @@ pub enum TcpInvalid {
     /// A SYN on a live connection: forwarded (the endpoint answers with a challenge ACK),
     /// ignored.
     StraySyn = 5,
-    /// A non-SYN segment from the responder before its SYN+ACK.
+    /// A segment without SYN or RST before the responder's SYN+ACK.
     NotSynchronized = 6,
     /// A segment after the flow was reset: forwarded, ignored.
     AfterReset = 7,
@@ -504,6 +504,10 @@ pub(super) fn on_packet(
     if e.state == FlowState::Closed {
         return Err(TcpInvalid::AfterReset);
     }
+    if e.state == FlowState::SynSent {
+        // Before the SYN+ACK neither side has anything to acknowledge.
+        return Err(TcpInvalid::NotSynchronized);
+    }
     let d = dir.idx();
     if !has_known(e.tcp, d) {
         if !e.is_midstream() {
@@ -823,7 +827,7 @@ mod tests {
             TcpInvalid::AckOutOfWindow,
         );
         c.reject(
-            seg(false, ACK, ss - 200_000, cs, 10),
+            seg(false, ACK, ss.wrapping_sub(200_000), cs, 10),
             TcpInvalid::SeqOutOfWindow,
         );
         // Acknowledging data the client never sent.

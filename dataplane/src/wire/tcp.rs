@@ -295,7 +295,7 @@ mod test {
     fn window_scale_option_is_found_past_others() {
         let with = |opts: &[u8]| {
             let mut b = vec![0u8; 20 + opts.len()];
-            b[12] = ((20 + opts.len()) / 4 << 4) as u8;
+            b[12] = (((20 + opts.len()) / 4) << 4) as u8;
             b[20..].copy_from_slice(opts);
             TcpPacket::new_checked(&b[..]).unwrap().window_scale()
         };
