@@ -44,6 +44,8 @@ impl Worker {
         let burst = self.burst.clamp(1, MAX_BURST);
         // The shard's bucket/entry hints become real prefetches on this core.
         self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
+        // Capture/flush slices between bursts are timed with the TSC.
+        self.engine.set_clock(dpdk_bindings::tsc);
         // The table resident now (flat memory from start, no first-touch faults on the
         // packet path), then on huge pages: random lookups in a 1M-flow table otherwise
         // pay a TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).

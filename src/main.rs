@@ -210,7 +210,7 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             pass_non_ip: cfg.dataplane.non_ip_action == FrameAction::Pass,
             pass_untracked_when_full: ft.full_action == FullAction::PassUntracked,
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
-            scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
+            scan_budget_ns: cfg.operations.scan_budget_ns,
             ticks_per_sec,
         };
         let engine = Engine::new(

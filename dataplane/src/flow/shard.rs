@@ -146,6 +146,12 @@ impl FlowId {
 pub struct FlowShard {
     entries: Box<[FlowEntry]>,
     index: BucketIndex,
+    /// The index a flush-all swaps in (see `shard/detach.rs`); empty when
+    /// `spare_clear == spare.buckets()`, else cleared in slices from `spare_clear` on.
+    spare: BucketIndex,
+    spare_clear: usize,
+    /// The flush-all walk in progress, if any.
+    detached: Option<detach::Detached>,
     /// Stack of free slab slots; `free[..free_len]` are free, the top is reused first
     /// (its line is likely still cached).
     free: Box<[u32]>,
@@ -178,6 +184,9 @@ impl FlowShard {
         FlowShard {
             entries: vec![FlowEntry::FREE; capacity as usize].into_boxed_slice(),
             index: BucketIndex::new(capacity),
+            spare: BucketIndex::new(capacity),
+            spare_clear: usize::MAX,
+            detached: None,
             // Reversed so that slots are handed out 0, 1, 2, … from a fresh shard.
             free: (0..capacity).rev().collect(),
             free_len: capacity,
@@ -240,22 +249,23 @@ impl FlowShard {
         e.idle(now) > self.timeouts().idle_limit(e.key.proto(), e.state)
     }
 
-    /// The two large arrays (slab, bucket index) as (address, bytes): the binary asks for
-    /// huge pages on them (`dpdk_bindings::collapse_to_huge_pages`).
-    pub fn memory_regions(&self) -> [(*const u8, usize); 2] {
+    /// The large arrays (slab, bucket index, spare index) as (address, bytes): the binary
+    /// asks for huge pages on them (`dpdk_bindings::collapse_to_huge_pages`).
+    pub fn memory_regions(&self) -> [(*const u8, usize); 3] {
         [
             (
                 self.entries.as_ptr().cast(),
                 core::mem::size_of_val(&*self.entries),
             ),
             self.index.region(),
+            self.spare.region(),
         ]
     }
 
-    /// Bytes of memory the shard holds (slab, index, free stack).
+    /// Bytes of memory the shard holds (slab, index and its spare, free stack).
     pub fn memory_bytes(&self) -> usize {
         self.entries.len() * core::mem::size_of::<FlowEntry>()
-            + self.index.buckets() * 64
+            + (self.index.buckets() + self.spare.buckets()) * 64
             + self.free.len() * 4
     }
 
@@ -412,8 +422,11 @@ impl FlowShard {
         for _ in 0..n {
             let slot = self.expire_cursor;
             self.expire_cursor = if slot + 1 >= cap { 0 } else { slot + 1 };
+            // A detached flow is left to the flush-all walk (it ends as flushed).
             let expired = self.entries.get(slot as usize).is_some_and(|e| {
-                e.is_live() && e.idle(now) > limits.idle_limit(e.key.proto(), e.state)
+                e.is_live()
+                    && e.idle(now) > limits.idle_limit(e.key.proto(), e.state)
+                    && !self.is_detached(slot, e)
             });
             if expired {
                 let e = self.remove_slot(slot);
@@ -438,7 +451,8 @@ impl FlowShard {
         let end = start.saturating_add(max_slots).min(cap);
         for slot in start..end {
             let remove = match self.entries.get(slot as usize) {
-                Some(e) if e.is_live() => f(FlowId(slot), e),
+                // Detached flows belong to the flush-all walk.
+                Some(e) if e.is_live() && !self.is_detached(slot, e) => f(FlowId(slot), e),
                 _ => false,
             };
             if remove {
@@ -455,6 +469,7 @@ impl FlowShard {
             e.flags = 0;
         }
         self.index.clear();
+        self.detached = None;
         let cap = self.capacity();
         for (slot, id) in self.free.iter_mut().zip((0..cap).rev()) {
             *slot = id;
@@ -528,7 +543,7 @@ impl FlowShard {
             .home_ids(hash)
             .chain(window_slots)
             .filter_map(|slot| Some((slot, self.entries.get(slot as usize)?)))
-            .filter(|(_, e)| self.evictable(e, now))
+            .filter(|&(slot, e)| self.evictable(e, now) && !self.is_detached(slot, e))
             .min_by_key(|(_, e)| e.last_seen)
             .map(|(slot, _)| slot)
             .ok_or(TableFull)?;
@@ -538,5 +553,6 @@ impl FlowShard {
     }
 }
 
+mod detach;
 #[cfg(test)]
 mod tests;
