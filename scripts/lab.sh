@@ -3,10 +3,13 @@
 # namespaces, with real programs talking through the DPDK data path.
 #
 #   scripts/lab.sh          the demo: up, real traffic, metrics, capture and flush, down
-#   scripts/lab.sh up       build, create namespaces and links, start flowgate, print KEY=VALUE env
+#   scripts/lab.sh up       build, create namespaces and links, start flowgate, print the
+#                           lab's environment as `export KEY=VALUE` lines:
+#                           eval "$(scripts/lab.sh up)" && flowgatectl stats
+#                           (and, on stderr, the web console URL and sign-in keys)
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
 #   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
-#   scripts/lab.sh env      print the lab's KEY=VALUE environment
+#   scripts/lab.sh env      print the lab's environment (`export KEY=VALUE` lines)
 #
 # Config: ${FLOWGATE_LAB_CONFIG:-configs/lab.toml}. Addresses: 198.18.0.0/15 and 2001:2::/48 only.
 set -euo pipefail
@@ -33,9 +36,13 @@ API_ADDR="$(conf_value listen)"
 API_ADDR="${API_ADDR:-127.0.0.1:8480}"
 METRICS_ADDR="$(conf_value metrics_listen)"
 METRICS_ADDR="${METRICS_ADDR:-$API_ADDR}"
+CTL_BIN="${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}"
 
-lab_env() {
-    cat <<ENV
+lab_env() { # the lab's environment as `export KEY=VALUE` lines, for `eval "$(scripts/lab.sh up)"`
+    local kv
+    while IFS= read -r kv; do
+        printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+    done <<ENV
 CLIENT_NS=$CLIENT_NS
 SERVER_NS=$SERVER_NS
 CLIENT_IP4=$CLIENT_IP4
@@ -52,8 +59,10 @@ FLOWGATE_SECRET_ACCESS_KEY=$(conf_value secret_access_key)
 FLOWGATE_REGION=$(conf_value region)
 FIREWALL_ARN=$(conf_value firewall_arn)
 FLOWGATE_ZONE=$(conf_value zone)
-FLOWGATECTL=${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}
+FLOWGATECTL=$CTL_BIN
 ENV
+    # `flowgatectl` by name, as the README runs it; $PATH expands in the caller's shell.
+    printf 'export PATH=%q:"$PATH"\n' "$(dirname "$CTL_BIN")"
 }
 
 start_flowgate() {
@@ -117,6 +126,7 @@ ns_side() { # ns_side NS INNER OUTER IP4 IP6
 up() {
     [ "$(id -u)" -eq 0 ] || die "the lab needs root (namespaces, veth, DPDK)"
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
+    "$FG_ROOT/scripts/build-console.sh" --no-test >&2
     build_release
     down
     rm -rf "$RUN_CONFIG_DIR"
@@ -126,7 +136,15 @@ up() {
     ns_side "$CLIENT_NS" fg-c-in fg-c-out "$CLIENT_IP4" "$CLIENT_IP6"
     ns_side "$SERVER_NS" fg-s-in fg-s-out "$SERVER_IP4" "$SERVER_IP6"
     start_flowgate
+    console_banner
     lab_env
+}
+
+# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+console_banner() {
+    local api
+    api="$(lab_env | sed -n 's/^FLOWGATE_API=//p')"
+    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }
@@ -146,7 +164,6 @@ demo() {
     fi
     trap 'down' EXIT
     eval "$(up)"
-    export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
     local fail=0 www="$LAB_DIR/www"
     mkdir -p "$www"
     head -c 20000000 /dev/urandom >"$www/blob.bin"
@@ -155,7 +172,7 @@ demo() {
     step "HTTP: python3 -m http.server in $SERVER_NS, curl from $CLIENT_NS (IPv4 and IPv6)"
     in_ns "$SERVER_NS" python3 -m http.server 8080 --bind :: --directory "$www" >/dev/null 2>&1 &
     local web=$!
-    for _ in $(seq 1 50); do in_ns "$SERVER_NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/8080" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 300); do in_ns "$SERVER_NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/8080" 2>/dev/null && break; sleep 0.1; done
     in_ns "$CLIENT_NS" curl -fsS -m 10 "http://$SERVER_IP4:8080/index.html" || { echo "curl v4 FAILED"; fail=1; }
     in_ns "$CLIENT_NS" curl -fsS -m 10 -g "http://[$SERVER_IP6]:8080/index.html" || { echo "curl v6 FAILED"; fail=1; }
 

@@ -32,6 +32,13 @@ if [ ! -d "$SDK_DIR/node_modules/@aws-sdk/client-network-firewall" ]; then
     npm ci --prefix "$SDK_DIR" --no-audit --no-fund --silent || die "npm ci in $SDK_DIR failed"
 fi
 
+# The web console (console/, TypeScript): npm ci from its lock file, unit tests (vitest:
+# the SigV4 signer against AWS's test suite, form rules), then the build that cargo embeds
+# into the binary. Before cargo, so clippy and the binaries see the real assets.
+"$FG_ROOT/scripts/build-console.sh"
+# Debian's Chromium drives the console's end-to-end test (tests/lab_e2e.rs).
+ensure_packages chromium
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"

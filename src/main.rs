@@ -88,6 +88,7 @@ fn timeouts(t: &mgmt::config::Timeouts) -> TimeoutsSecs {
 
 fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     let cfg = Config::load(config_path).map_err(|e| e.to_string())?;
+    cfg.check_paths().map_err(|e| e.to_string())?;
     let workers_n = cfg.workers.lcores.len();
     // `--check` judges the files alone; a running appliance falls back on the last
     // validated policy (kept under the state directory) when they are invalid.
@@ -96,6 +97,7 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
         &cfg.policy.file,
         workers_n,
         (!check_only).then_some(snapshot.as_path()),
+        cfg.policy.max_rules,
     )
     .map_err(|e| format!("policy refused: {e}"))?;
     if check_only {

@@ -24,6 +24,7 @@ const SECRET: &str = "flowgate-test-secret-key-0123456789";
 const REGION: &str = "us-east-1";
 const ARN: &str = "arn:aws:network-firewall:us-east-1:000000000000:firewall/cli-test";
 const ZONE: &str = "test-zone-a";
+const ZONE_ID: &str = "use1-az4";
 
 /// TCP SYN flows and UDP flows from 198.18.0.1 (40 flows in 198.18.0.0/24) and IPv6 SYN
 /// flows from 2001:2::1 (4 flows outside it).
@@ -91,6 +92,7 @@ fn config(dir: &TempDir, api: &str) -> String {
 firewall_name = "cli-test"
 firewall_arn = "{ARN}"
 zone = "{ZONE}"
+zone_id = "{ZONE_ID}"
 state_dir = "state"
 [eal]
 args = {eal}
@@ -433,6 +435,8 @@ fn aws_cli_drives_all_actions_with_pagination_and_native_parity() {
     assert_eq!(d["FlowOperationStatus"], "COMPLETED", "{d}");
     assert_eq!(d["FlowOperationType"], "FLOW_CAPTURE");
     assert_eq!(d["AvailabilityZone"], ZONE);
+    // AvailabilityZoneId is not in the AWS CLI v1's copy of the model (its output drops
+    // it); the boto3 scenario checks it.
     assert_eq!(d["FlowOperationId"], id.as_str());
     assert_eq!(
         d["FlowOperation"]["FlowFilters"][0]["SourceAddress"]["AddressDefinition"],
@@ -781,8 +785,10 @@ fn aws_cli_reports_every_error_type_and_refused_credentials_start_nothing() {
         "a refused call started an operation"
     );
 
-    // Throttling: worker 0 stalls, so the first capture stays IN_PROGRESS meanwhile.
-    assert_eq!(fx.stall(0, 8000)["stall_millis"], 8000);
+    // Throttling: worker 0 stalls, so the first capture stays IN_PROGRESS meanwhile. The
+    // stall outlasts the four AWS CLI runs below even on a loaded machine (each is a Python
+    // start-up), and stays under the config's worker_timeout_ms.
+    assert_eq!(fx.stall(0, 20000)["stall_millis"], 20000);
     let running = fx.start_capture(V4_FILTER);
     for op in ["start-flow-capture", "start-flow-flush"] {
         let o = fx.aws(&[op, "--firewall-arn", ARN, "--flow-filters", V4_FILTER]);
@@ -1025,9 +1031,17 @@ fn assert_sdk_scenario(fx: &Fixture, v: &Value, client: &str) {
 #[test]
 fn boto3_drives_all_actions_and_reports_error_codes() {
     let fx = Fixture::start("boto3");
-    let v = fx.python(&["scenario", &fx.endpoint(), ARN, ZONE]);
+    let v = fx.python(&["scenario", &fx.endpoint(), ARN, ZONE, ZONE_ID]);
     assert_sdk_scenario(&fx, &v, "boto3");
+    assert_eq!(v["describe"]["zone_id"], ZONE_ID);
+    assert_eq!(v["results_zone_ids"], json!([ZONE_ID]));
+    assert_eq!(v["by_zone_id"], "vpce-0a1b2c3d", "{v}");
+    let message = v["bad_cidr_message"].as_str().unwrap_or_default();
+    assert!(message.contains("198.18.0.1/33"), "modelled Message: {v}");
     let e = &v["errors"];
+    assert_eq!(e["both_zones"], "InvalidRequestException");
+    assert_eq!(e["other_zone_id"], "InvalidRequestException");
+    assert_eq!(e["bad_vpce"], "InvalidRequestException");
     assert_eq!(e["missing_filters"], "InvalidRequestException");
     assert_eq!(e["missing_arn"], "InvalidRequestException");
     assert_eq!(e["string_age"], "SerializationException");

@@ -1,7 +1,8 @@
 //! Network-namespace end-to-end tests: real programs (curl, ping, ping6, iperf3, python
 //! TCP sessions, the stock AWS CLI) talk through the real DPDK data path between the lab's
 //! namespaces. The scenarios are shell scripts (they are the lab's own tools); these tests
-//! run them under the lab lock and check that nothing is left behind.
+//! run them under the lab lock and check that nothing is left behind. The web console's
+//! story runs the same way, in Chromium.
 
 mod common;
 
@@ -70,4 +71,21 @@ fn policy_reload_and_restart_midstream_reject() {
 #[test]
 fn flood_of_new_flows_keeps_the_established_session_alive() {
     run_locked("scripts/tests/lab-flood.sh", &[]);
+}
+
+/// The README's operator examples, executed literally (the marked ```sh blocks read from
+/// README.md): `eval "$(scripts/lab.sh up)"`, then flowgatectl and the AWS CLI as written.
+#[test]
+fn readme_operator_examples_work_literally() {
+    run_locked("scripts/tests/readme-examples.sh", &[]);
+}
+
+/// The web console in Chromium (playwright-core driving Debian's chromium) against the lab:
+/// sign in (a wrong secret refused), capture the long-lived session by addresses and port,
+/// flush it from the results after a confirmation naming the stream exception policy, the
+/// real client is reset, the history shows both COMPLETED; 21 filters cannot be submitted;
+/// an invalid CIDR shows the API's message; axe-core finds no serious violation.
+#[test]
+fn web_console_story_in_chromium() {
+    run_locked("scripts/tests/console-e2e.sh", &[]);
 }

@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::{ACK, SYN};
-use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -20,12 +19,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn write_pcap(path: &Path, frames: impl IntoIterator<Item = Vec<u8>>) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for (i, f) in frames.into_iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, &f)
-            .unwrap();
+    let mut w = PcapOut::create(path);
+    for f in frames {
+        w.put(&f);
     }
-    w.flush().unwrap();
+    w.finish();
 }
 
 fn syn(b: &FrameBuilder, sport: u16, dport: u16) -> Vec<u8> {

@@ -181,10 +181,7 @@ fn concurrent_abusive_clients_never_start_ops_or_exhaust_the_server() {
     let slow = env_or("FG_REL_API_SLOW", 8) as usize;
     let dir = TempDir::new("abuse");
     for f in ["in_a.pcap", "in_b.pcap"] {
-        dataplane::pcapfile::PcapWriter::create(dir.path(f))
-            .unwrap()
-            .flush()
-            .unwrap();
+        write_pcap(&dir.path(f), &[]);
     }
     std::fs::write(
         dir.path("policy.toml"),

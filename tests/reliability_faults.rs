@@ -14,7 +14,6 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::SYN;
-use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use std::time::{Duration, Instant};
 
@@ -66,16 +65,8 @@ fn write_inputs(dir: &TempDir, frames: u16) -> Vec<Vec<u8>> {
     let all: Vec<Vec<u8>> = (0..frames)
         .map(|i| syn(&b, 20000 + i, if i % 2 == 0 { 80 } else { 23 }))
         .collect();
-    let mut w = PcapWriter::create(dir.path("in_a.pcap")).unwrap();
-    for (i, f) in all.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
-            .unwrap();
-    }
-    w.flush().unwrap();
-    PcapWriter::create(dir.path("in_b.pcap"))
-        .unwrap()
-        .flush()
-        .unwrap();
+    write_pcap(&dir.path("in_a.pcap"), &all);
+    write_pcap(&dir.path("in_b.pcap"), &[]);
     all
 }
 

@@ -12,7 +12,6 @@ mod common;
 
 use common::*;
 use dataplane::packet::tcp_flags::{ACK, PSH, SYN};
-use dataplane::pcapfile::PcapWriter;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -84,12 +83,11 @@ struct Offered {
 fn write_traffic(path: &Path, flood: u64) -> Offered {
     let client = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
     let server = FrameBuilder::new(ip("198.18.0.2"), ip("198.18.0.1"));
-    let mut w = PcapWriter::create(path).unwrap();
+    let mut w = PcapOut::create(path);
     let mut total = 0u64;
     let mut put = |f: &[u8]| {
         total += 1;
-        w.write_packet(1_700_000_000_000_000_000 + total * 1000, f)
-            .unwrap();
+        w.put(f);
     };
     for c in 0..ESTABLISHED {
         let sport = 30000 + c;
@@ -119,7 +117,7 @@ fn write_traffic(path: &Path, flood: u64) -> Offered {
         after_flood.push(f);
     }
 
-    w.flush().unwrap();
+    w.finish();
     Offered { after_flood, total }
 }
 
@@ -192,24 +190,15 @@ fn flood_against_full_table_keeps_established_flows_and_flat_memory() {
         .unwrap_or(60_000);
     let dir = TempDir::new("flood");
     let offered = write_traffic(&dir.path("in_a.pcap"), flood);
-    PcapWriter::create(dir.path("in_b.pcap"))
-        .unwrap()
-        .flush()
-        .unwrap();
+    write_pcap(&dir.path("in_b.pcap"), &[]);
     std::fs::write(dir.path("policy.toml"), PASS_ALL).unwrap();
     let api = format!("127.0.0.1:{}", free_port());
 
     // The pcap vdev starts reading at start-up: RSS "before" is taken on an identical
     // appliance with no traffic, so start-up allocations are out of the comparison.
     let idle_dir = TempDir::new("flood-idle");
-    PcapWriter::create(idle_dir.path("in_a.pcap"))
-        .unwrap()
-        .flush()
-        .unwrap();
-    PcapWriter::create(idle_dir.path("in_b.pcap"))
-        .unwrap()
-        .flush()
-        .unwrap();
+    write_pcap(&idle_dir.path("in_a.pcap"), &[]);
+    write_pcap(&idle_dir.path("in_b.pcap"), &[]);
     std::fs::write(idle_dir.path("policy.toml"), PASS_ALL).unwrap();
     let idle_api = format!("127.0.0.1:{}", free_port());
     let mut idle = Appliance::start(&idle_dir.0, &config(&idle_dir, &idle_api), &idle_api);

@@ -11,10 +11,13 @@
 //! frames off the packet path: it allocates freely.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::packet::tcp_flags;
-use crate::pcapfile::{PcapError, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, PcapError, TsResolution};
 use crate::wire::build::{FrameBuilder, TcpSegment};
 
 /// Largest flow count (flow ids must fit the address/port bijection).
@@ -229,14 +232,21 @@ impl Generator {
 
     /// Writes all packets to a pcap (timestamps 1 µs apart); returns the bytes of frames.
     pub fn write_pcap(&self, path: &Path) -> Result<u64, GenError> {
-        let mut w = PcapWriter::create(path)?;
+        let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(PcapError::IoError)?);
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            ts_resolution: TsResolution::NanoSecond,
+            ..PcapHeader::default()
+        };
+        let mut w = PcapWriter::with_header(file, header)?;
         let mut bytes = 0u64;
         for k in 0..self.spec.packets {
             let f = self.frame(k);
             bytes += f.len() as u64;
-            w.write_packet(k * 1000, &f)?;
+            let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
+            w.write_packet(&PcapPacket::new(Duration::from_micros(k), len, &f))?;
         }
-        w.flush()?;
+        w.into_writer().flush().map_err(PcapError::IoError)?;
         Ok(bytes)
     }
 }
@@ -362,10 +372,11 @@ mod tests {
         let path = std::env::temp_dir().join(format!("fg-gen-test-{}.pcap", std::process::id()));
         let g = Generator::new(spec(100, Kind::Established, Family::Mixed, Size::Imix)).unwrap();
         g.write_pcap(&path).unwrap();
-        let read: Vec<Vec<u8>> = crate::pcapfile::PcapReader::open(&path)
-            .unwrap()
-            .map(|r| r.unwrap().1)
-            .collect();
+        let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut read = Vec::new();
+        while let Some(p) = r.next_packet() {
+            read.push(p.unwrap().data.into_owned());
+        }
         let _ = std::fs::remove_file(&path);
         assert_eq!(read.len(), 100);
         assert!((0..100).all(|k| read[k] == g.frame(k as u64)));

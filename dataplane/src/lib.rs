@@ -22,7 +22,6 @@ pub mod flow;
 pub mod gen;
 pub mod ops;
 pub mod packet;
-pub mod pcapfile;
 pub mod policy;
 pub mod wire;
 pub mod worker;

@@ -19,6 +19,7 @@ use crate::audit::Audit;
 use crate::aws_api::Protocol;
 use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
+use crate::console::ConsoleSettings;
 use crate::control::{Control, Sink};
 use crate::http::server::{Handler, LimitKind, Request, Response};
 use crate::log_queue::{LogQueue, Taken};
@@ -56,6 +57,8 @@ pub struct App {
     /// DPDK-level port statistics, provided by the binary (the mgmt crate has no FFI).
     port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
     mempool: Box<dyn Fn() -> (u32, u32) + Send + Sync>,
+    /// What the web console's unauthenticated `config.json` tells the page.
+    console: ConsoleSettings,
 }
 
 pub struct AppParts {
@@ -104,6 +107,10 @@ impl App {
                 .collect(),
         );
         let envelope = Envelope::new(&cfg.appliance.firewall_name, &cfg.appliance.zone);
+        let console = ConsoleSettings {
+            region: cfg.mgmt.region.clone(),
+            zones: vec![cfg.appliance.zone.clone()],
+        };
         Ok(Arc::new(App {
             control: p.control,
             policy: p.policy,
@@ -118,6 +125,7 @@ impl App {
             started: Instant::now(),
             port_stats: p.port_stats,
             mempool: p.mempool,
+            console,
             cfg,
         }))
     }
@@ -227,6 +235,7 @@ impl App {
         let pol = self.policy.current();
         json!({
             "firewall_name": self.cfg.appliance.firewall_name,
+            "firewall_arn": self.cfg.appliance.firewall_arn,
             "zone": self.cfg.appliance.zone,
             "uptime_seconds": self.started.elapsed().as_secs(),
             "policy": {"epoch": pol.epoch(), "rules": pol.rules().len(), "summary": pol.summary(),
@@ -643,6 +652,9 @@ impl App {
     }
 
     fn route(&self, req: &Request) -> Response {
+        if crate::console::owns(&req.path) {
+            return crate::console::handle(req, &self.console);
+        }
         if let Some(protocol) = Protocol::of_path(&req.path) {
             return match self.authenticate(req, protocol) {
                 Ok(caller) => crate::aws_api::handle(
@@ -682,11 +694,7 @@ impl App {
                 Ok(v) => Response::json(200, &v),
                 Err(e) => Response::json(400, &json!({"error": "InvalidPolicy", "message": e})),
             },
-            ("GET", "/v1/policy") => {
-                let p = self.policy.current();
-                Response::json(200, &json!({"epoch": p.epoch(), "rules": p.rules().len(), "summary": p.summary(),
-                    "file": self.policy.path().display().to_string(), "last_reload_error": self.policy.last_error()}))
-            }
+            ("GET", "/v1/policy") => Response::json(200, &self.policy.describe_json()),
             (_, p) if p.starts_with("/v1/debug/") => crate::debug_api::handle(self, req)
                 .unwrap_or_else(|| Response::json(404, &json!({"error": "NotFound", "message": "fault injection is disabled"}))),
             _ => crate::native_api::handle(&self.ops, req, caller, &self.audit).unwrap_or_else(|| {

@@ -12,10 +12,14 @@
 //!
 //! Choices where the service is silent or single-appliance differs (see `docs/api.md`):
 //! * `FirewallArn` must be this appliance's ARN, else `ResourceNotFoundException`.
-//! * `AvailabilityZone` / `AvailabilityZoneId`, when given, must name this appliance's zone,
-//!   else `InvalidRequestException` (a zone is part of the request's scope, not a resource
-//!   one could look up here).
-//! * `VpcEndpointId` / `VpcEndpointAssociationArn` are checked for shape and echoed.
+//! * `AvailabilityZone` / `AvailabilityZoneId` (at most one of them, as the service
+//!   requires), when given, must name this appliance's zone or zone id (`[appliance] zone`,
+//!   `zone_id`), else `InvalidRequestException` (a zone is part of the request's scope, not
+//!   a resource one could look up here). Describe and Results report both.
+//! * `VpcEndpointId` (`^vpce-[a-zA-Z0-9]*$`, 5–256 characters) and
+//!   `VpcEndpointAssociationArn` are checked for shape and echoed.
+//! * Error bodies carry the message as `Message` (what botocore's modelled parse reads) and
+//!   `message` (what its generic parse and older clients read).
 //! * A second operation while one is in progress: `ThrottlingException`, HTTP 429.
 //! * Unknown members are ignored, as the service's JSON protocol does.
 
@@ -67,9 +71,12 @@ impl Protocol {
         }
     }
 
-    /// The service's error shape, `{"__type": kind, "message": …}`.
+    /// The service's error shape, `{"__type": kind, "Message": …, "message": …}`.
     pub fn error(self, status: u16, kind: &str, message: &str) -> Response {
-        self.response(status, &json!({"__type": kind, "message": message}))
+        self.response(
+            status,
+            &json!({"__type": kind, "Message": message, "message": message}),
+        )
     }
 }
 /// `PaginationMaxResults`.
@@ -339,10 +346,19 @@ fn check_arn(member: &str, v: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `VpcEndpointId`: `^vpce-[a-zA-Z0-9]*$`, 5 to 256 characters.
+fn is_vpc_endpoint_id(v: &str) -> bool {
+    (5..=256).contains(&v.len())
+        && v
+            .strip_prefix("vpce-")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// The scoping members every request carries, checked against this appliance.
 struct Scope {
     firewall_arn: String,
     zone: String,
+    zone_id: Option<String>,
     vpc_endpoint_id: Option<String>,
     vpc_endpoint_association_arn: Option<String>,
 }
@@ -358,22 +374,39 @@ impl Scope {
                 a.firewall_arn
             )));
         }
-        for member in ["AvailabilityZone", "AvailabilityZoneId"] {
-            if let Some(z) = obj.str(member)? {
-                if z != a.zone {
-                    return Err(ApiError::invalid(format!(
-                        "{member}: '{z}' is not this firewall's availability zone ('{}')",
-                        a.zone
-                    )));
-                }
+        match (obj.str("AvailabilityZone")?, obj.str("AvailabilityZoneId")?) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "AvailabilityZone and AvailabilityZoneId: specify one or the other, not both",
+                ))
             }
+            (Some(z), None) if z != a.zone => {
+                return Err(ApiError::invalid(format!(
+                    "AvailabilityZone: '{z}' is not this firewall's availability zone ('{}')",
+                    a.zone
+                )))
+            }
+            (None, Some(z)) if a.zone_id.as_deref() != Some(z) => {
+                return Err(ApiError::invalid(match &a.zone_id {
+                    Some(id) => format!(
+                        "AvailabilityZoneId: '{z}' is not this firewall's availability zone id ('{id}')"
+                    ),
+                    None => format!(
+                        "AvailabilityZoneId: '{z}' is not this firewall's availability zone id \
+                         (none is configured; name the zone with AvailabilityZone '{}')",
+                        a.zone
+                    ),
+                }))
+            }
+            _ => {}
         }
         let vpce = obj.str("VpcEndpointId")?;
         if let Some(v) = vpce {
-            if v.is_empty() || v.len() > 256 {
-                return Err(ApiError::invalid(
-                    "VpcEndpointId: must be 1 to 256 characters",
-                ));
+            if !is_vpc_endpoint_id(v) {
+                return Err(ApiError::invalid(format!(
+                    "VpcEndpointId: '{}' must match ^vpce-[a-zA-Z0-9]*$ (5 to 256 characters)",
+                    v.chars().take(64).collect::<String>()
+                )));
             }
         }
         let assoc = obj.str("VpcEndpointAssociationArn")?;
@@ -383,15 +416,20 @@ impl Scope {
         Ok(Scope {
             firewall_arn: arn.to_string(),
             zone: a.zone.clone(),
+            zone_id: a.zone_id.clone(),
             vpc_endpoint_id: vpce.map(str::to_string),
             vpc_endpoint_association_arn: assoc.map(str::to_string),
         })
     }
 
-    /// `FirewallArn`, `AvailabilityZone` and the echoed endpoint members.
+    /// `FirewallArn`, `AvailabilityZone`, `AvailabilityZoneId` (when configured) and the
+    /// echoed endpoint members.
     fn echo(&self, out: &mut Map<String, Value>) {
         out.insert("FirewallArn".into(), json!(self.firewall_arn));
         out.insert("AvailabilityZone".into(), json!(self.zone));
+        if let Some(id) = &self.zone_id {
+            out.insert("AvailabilityZoneId".into(), json!(id));
+        }
         if let Some(v) = &self.vpc_endpoint_id {
             out.insert("VpcEndpointId".into(), json!(v));
         }

@@ -61,6 +61,9 @@ pub struct Appliance {
     pub firewall_arn: String,
     /// The appliance's zone (AWS's AvailabilityZone): one operation at a time per zone.
     pub zone: String,
+    /// The zone's id (AWS's AvailabilityZoneId, like `use1-az1`), reported beside `zone`.
+    #[serde(default)]
+    pub zone_id: Option<String>,
     /// Operation history, audit log and other durable state live here.
     pub state_dir: PathBuf,
 }
@@ -200,6 +203,21 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// Every timeout by its config key.
+    fn fields(&self) -> [(&'static str, u32); 9] {
+        [
+            ("tcp_new", self.tcp_new),
+            ("tcp_established", self.tcp_established),
+            ("tcp_closed", self.tcp_closed),
+            ("udp_new", self.udp_new),
+            ("udp_established", self.udp_established),
+            ("icmp_new", self.icmp_new),
+            ("icmp_established", self.icmp_established),
+            ("other_new", self.other_new),
+            ("other_established", self.other_established),
+        ]
+    }
+
     /// Suricata's emergency timeouts.
     pub fn emergency() -> Self {
         Timeouts {
@@ -246,6 +264,14 @@ impl Default for Dataplane {
 pub struct PolicyRef {
     /// The policy file (TOML), relative to this config file.
     pub file: PathBuf,
+    /// Rules (stateful plus stateless) a policy may have; a bigger one is refused at
+    /// start and on reload. Bounds the memory and time a compile takes.
+    #[serde(default = "default_max_rules")]
+    pub max_rules: usize,
+}
+
+fn default_max_rules() -> usize {
+    crate::policy_mgr::DEFAULT_MAX_RULES
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -521,6 +547,114 @@ impl Config {
                 "result_cap, worker_timeout_ms and scan_budget_ns must be > 0",
             ));
         }
+        self.validate_operable()
+    }
+
+    /// What parses but would leave the appliance unable to start, to forward, or to be
+    /// managed: zero timeouts and sizes, colliding listeners, ambiguous keys.
+    fn validate_operable(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.appliance.zone_id {
+            if !is_zone_id(id) {
+                return Err(self.err(
+                    "appliance.zone_id",
+                    format!("'{id}' is not an availability zone id (like 'use1-az1')"),
+                ));
+            }
+        }
+        if self.eal.mbufs < 1023 {
+            return Err(self.err("eal.mbufs", "must be at least 1023"));
+        }
+        for (key, t) in [
+            ("flow_table.timeouts", &self.flow_table.timeouts),
+            ("flow_table.emergency_timeouts", &self.flow_table.emergency_timeouts),
+        ] {
+            if let Some((name, _)) = t.fields().into_iter().find(|(_, v)| *v == 0) {
+                return Err(self.err(
+                    &format!("{key}.{name}"),
+                    "must be > 0 seconds (0 would expire every flow at once)",
+                ));
+            }
+        }
+        let m = &self.mgmt;
+        if m.header_timeout_ms == 0 {
+            return Err(self.err(
+                "mgmt.header_timeout_ms",
+                "must be > 0 (0 resets every API connection before its request is read)",
+            ));
+        }
+        if m.metrics_listen.as_deref() == Some(m.listen.as_str()) {
+            return Err(self.err(
+                "mgmt.metrics_listen",
+                "must differ from mgmt.listen (both listeners cannot bind one address)",
+            ));
+        }
+        if m.region.is_empty() {
+            return Err(self.err("mgmt.region", "must not be empty (SigV4 signs it)"));
+        }
+        let mut ids = HashSet::new();
+        for (i, k) in m.keys.iter().enumerate() {
+            if !ids.insert(&k.access_key_id) {
+                return Err(self.err(
+                    &format!("mgmt.keys[{i}]"),
+                    format!("access_key_id '{}' is listed twice", k.access_key_id),
+                ));
+            }
+        }
+        let l = &self.logging;
+        if l.max_file_bytes < 4096 {
+            return Err(self.err("logging.max_file_bytes", "must be at least 4096"));
+        }
+        if l.queue_records == 0 || l.flush_queue_records == 0 {
+            return Err(self.err(
+                "logging",
+                "queue_records and flush_queue_records must be > 0",
+            ));
+        }
+        if self.operations.history_retention_seconds == 0 {
+            return Err(self.err(
+                "operations.history_retention_seconds",
+                "must be > 0 (0 purges every operation before its results can be read)",
+            ));
+        }
+        if self.policy.max_rules == 0 {
+            return Err(self.err("policy.max_rules", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// The checks on the file system that start-up makes before it touches DPDK: the
+    /// state directory can be created and the log files' directories exist. `--check`
+    /// runs them too; it creates nothing.
+    pub fn check_paths(&self) -> Result<(), ConfigError> {
+        let state = &self.appliance.state_dir;
+        if state.exists() && !state.is_dir() {
+            return Err(self.err(
+                "appliance.state_dir",
+                format!("{} exists and is not a directory", state.display()),
+            ));
+        }
+        if !creatable_dir(state) {
+            return Err(self.err(
+                "appliance.state_dir",
+                format!("{} cannot be created", state.display()),
+            ));
+        }
+        let l = &self.logging;
+        for (key, v) in [
+            ("logging.flow_log", &l.flow_log),
+            ("logging.alert_log", &l.alert_log),
+            ("logging.audit_log", &l.audit_log),
+        ] {
+            if let Some(LogTarget::File(f)) = self.log_target(v) {
+                // The log writers create missing directories.
+                if f.is_dir() || !f.parent().is_none_or(creatable_dir) {
+                    return Err(self.err(
+                        key,
+                        format!("{} cannot be opened as a log file", f.display()),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -551,6 +685,24 @@ impl Config {
 pub enum LogTarget {
     Stdout,
     File(PathBuf),
+}
+
+/// Whether `dir` is a directory or can be made one: its nearest existing ancestor is a
+/// directory.
+fn creatable_dir(dir: &Path) -> bool {
+    dir.ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.exists())
+        .is_some_and(|a| a.as_os_str().is_empty() || a.is_dir())
+}
+
+/// An AWS availability zone id: a region code, `-az`, and a number (`use1-az1`).
+fn is_zone_id(s: &str) -> bool {
+    s.split_once("-az").is_some_and(|(region, n)| {
+        !region.is_empty()
+            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    }) && s.len() <= 128
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -630,5 +782,77 @@ auth = "none"
             e.contains("line") && e.contains("unknown field `burts`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn configs_that_leave_the_appliance_unusable_are_refused() {
+        let cases = [
+            ("[mgmt]", "[mgmt]\nheader_timeout_ms = 0", "mgmt.header_timeout_ms: must be > 0"),
+            (
+                "[mgmt]",
+                "[mgmt]\nmetrics_listen = \"127.0.0.1:8480\"",
+                "mgmt.metrics_listen: must differ",
+            ),
+            ("[mgmt]", "[mgmt]\nregion = \"\"", "mgmt.region: must not be empty"),
+            ("[mgmt]", "[mgmt]\nmax_connections = 0", "max_connections must be > 0"),
+            ("args = [", "mbufs = 10\nargs = [", "eal.mbufs: must be at least 1023"),
+            ("[policy]", "[policy]\nmax_rules = 0", "policy.max_rules: must be > 0"),
+            (
+                "zone = \"zone-a\"",
+                "zone = \"zone-a\"\nzone_id = \"../x\"",
+                "appliance.zone_id",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = err_of(&MINIMAL.replace(from, to));
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let appended = [
+            ("[flow_table.timeouts]\ntcp_new = 0", "flow_table.timeouts.tcp_new: must be > 0"),
+            ("[flow_table.timeouts]\nudp_established = 0", "timeouts.udp_established"),
+            ("[flow_table.emergency_timeouts]\nicmp_new = 0", "emergency_timeouts.icmp_new"),
+            ("[logging]\nmax_file_bytes = 0", "logging.max_file_bytes"),
+            ("[logging]\nqueue_records = 0", "queue_records"),
+            ("[operations]\nhistory_retention_seconds = 0", "history_retention_seconds"),
+            ("[operations]\nworker_timeout_ms = 0", "worker_timeout_ms"),
+            (
+                "[[mgmt.keys]]\naccess_key_id = \"AKIA1\"\nsecret_access_key = \"12345678\"\n\
+                 [[mgmt.keys]]\naccess_key_id = \"AKIA1\"\nsecret_access_key = \"abcdefgh\"",
+                "listed twice",
+            ),
+        ];
+        for (extra, want) in appended {
+            let e = err_of(&format!("{MINIMAL}\n{extra}\n"));
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let c = Config::from_str(
+            &MINIMAL.replace("zone = \"zone-a\"", "zone = \"zone-a\"\nzone_id = \"use1-az4\""),
+            Path::new("fw.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.appliance.zone_id.as_deref(), Some("use1-az4"));
+    }
+
+    #[test]
+    fn paths_start_up_cannot_use_are_refused() {
+        let dir = std::env::temp_dir().join(format!("fg-cfg-paths-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = dir.join("fw.toml");
+        let ok = Config::from_str(MINIMAL, &at).unwrap();
+        ok.check_paths().unwrap();
+        std::fs::write(dir.join("state"), "a file").unwrap();
+        let e = ok.check_paths().unwrap_err().to_string();
+        assert!(e.contains("appliance.state_dir") && e.contains("not a directory"), "{e}");
+        let bad_log = Config::from_str(
+            &MINIMAL.replace("state_dir = \"state\"", "state_dir = \"st\"\n[logging]\naudit_log = \"state/sub/audit.log\""),
+            &at,
+        )
+        .unwrap();
+        let e = bad_log.check_paths().unwrap_err().to_string();
+        assert!(e.contains("logging.audit_log"), "{e}");
+        std::fs::remove_file(dir.join("state")).unwrap();
+        bad_log.check_paths().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,6 +8,7 @@ pub mod cbor;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod debug_api;
 pub mod http;

@@ -6,6 +6,7 @@ connection busy and reports precisely how it ended (reset, closed, timeout).
   echo.py client HOST PORT [--interval S] [--status FILE]   # runs until the connection ends
   echo.py probe HOST PORT [--timeout S]                      # exit 0 if a new connection echoes
 """
+import os
 import socket
 import sys
 import threading
@@ -44,14 +45,34 @@ def server(ports):
 
 
 def status(path, text):
+    # Other processes poll this file: write a temporary file and rename it over, so a reader
+    # never sees it truncated or half-written.
     if path:
-        with open(path, "w") as f:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
             f.write(text + "\n")
+        os.replace(tmp, path)
     print(text, flush=True)
 
 
+def connect(host, port, deadline_s=30.0):
+    """Connects, retrying while the server (started just before us) is not yet listening."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=5)
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
 def client(host, port, interval, path):
-    s = socket.create_connection((host, port), timeout=5)
+    try:
+        s = connect(host, port)
+    except OSError as e:
+        status(path, f"connect failed: {e}")
+        return 8
     s.settimeout(5)
     f = s.makefile("rb")
     n = 0

@@ -26,7 +26,7 @@ ensure_packages() {
 
 # What building and running Flowgate needs.
 BUILD_PACKAGES=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config build-essential)
-LAB_PACKAGES=(iproute2 ethtool iputils-ping curl iperf3 netcat-openbsd python3 python3-venv procps)
+LAB_PACKAGES=(iproute2 ethtool iputils-ping curl iperf3 netcat-openbsd python3 python3-venv procps jq)
 
 ensure_rust() {
     command -v cargo >/dev/null 2>&1 || { [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"; }

@@ -10,7 +10,6 @@ set -euo pipefail
 LAB="$FG_ROOT/scripts/lab.sh"
 trap '"$LAB" down >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 eval "$("$LAB" up)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 W=/tmp/flowgate-lab/reload-test; rm -rf "$W"; mkdir -p "$W"
 POL="$(dirname "$FLOWGATE_CONFIG")"
@@ -22,7 +21,7 @@ ip netns exec "$SERVER_NS" python3 "$ECHO" server 7001 7003 >/dev/null 2>&1 &
 sleep 0.5
 ip netns exec "$CLIENT_NS" python3 "$ECHO" client "$SERVER_IP4" 7001 --status "$W/a" >/dev/null 2>&1 &
 CLIENT=$!
-for _ in $(seq 1 50); do [ -n "$(echoes "$W/a")" ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ -n "$(echoes "$W/a")" ] && break; sleep 0.1; done
 progressing "$W/a" || fail "long-lived session did not start"
 
 log "bad policy reload is refused, running policy stays"

@@ -298,22 +298,57 @@ pub fn ip_cmd(args: &[&str]) {
     assert!(st.success(), "ip {args:?} failed");
 }
 
+/// A pcap being written (Ethernet, nanosecond timestamps); frames go in with
+/// [`PcapOut::put`], and [`PcapOut::finish`] flushes the file.
+pub struct PcapOut {
+    writer: pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>,
+    frames: u64,
+}
+
+impl PcapOut {
+    pub fn create(path: &Path) -> PcapOut {
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let header = pcap_file::pcap::PcapHeader {
+            datalink: pcap_file::DataLink::ETHERNET,
+            ts_resolution: pcap_file::TsResolution::NanoSecond,
+            ..Default::default()
+        };
+        PcapOut {
+            writer: pcap_file::pcap::PcapWriter::with_header(file, header).unwrap(),
+            frames: 0,
+        }
+    }
+
+    /// Appends one frame, 1 µs after the previous one.
+    pub fn put(&mut self, frame: &[u8]) {
+        let ts = Duration::from_secs(1_700_000_000) + Duration::from_micros(self.frames);
+        let len = u32::try_from(frame.len()).unwrap();
+        self.writer
+            .write_packet(&pcap_file::pcap::PcapPacket::new(ts, len, frame))
+            .unwrap();
+        self.frames += 1;
+    }
+
+    pub fn finish(self) {
+        self.writer.into_writer().flush().unwrap();
+    }
+}
+
 /// Writes `frames` as a pcap, 1 µs apart.
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = dataplane::pcapfile::PcapWriter::create(path).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000_000_000_000 + i as u64 * 1000, f)
-            .unwrap();
+    let mut w = PcapOut::create(path);
+    for f in frames {
+        w.put(f);
     }
-    w.flush().unwrap();
+    w.finish();
 }
 
 /// Every frame of a pcap, in order.
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = dataplane::pcapfile::PcapReader::open(path).unwrap();
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut out = Vec::new();
-    while let Some((_, f)) = r.next_packet().unwrap() {
-        out.push(f);
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
     }
     out
 }

@@ -5,8 +5,8 @@ Credentials and region come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_
 AWS_DEFAULT_REGION). Every subcommand prints one JSON object on stdout for the Rust test to
 assert on; this script asserts nothing itself, so a failure is always reported by the test.
 
-  boto3_flow_ops.py scenario ENDPOINT FIREWALL_ARN ZONE
-      drives all five actions with boto3 (waiting, paginators, error codes)
+  boto3_flow_ops.py scenario ENDPOINT FIREWALL_ARN ZONE ZONE_ID
+      drives all five actions with boto3 (waiting, paginators, error codes and messages)
   boto3_flow_ops.py raw ENDPOINT TARGET BODY
       sends one SigV4-signed AWS JSON 1.0 request with a literal body (or `@size:N` for
       N bytes of JSON padding) and reports the HTTP status and parsed body
@@ -42,6 +42,16 @@ def error_code(call):
     return None
 
 
+def error_message(call):
+    """Runs `call`; returns the modelled `Message` member botocore parsed from the error
+    body (None if it succeeded or the body had no `Message`)."""
+    try:
+        call()
+    except ClientError as e:
+        return e.response.get("Message")
+    return None
+
+
 def wait_settled(nf, arn, op_id, timeout=60):
     deadline = time.time() + timeout
     while True:
@@ -63,7 +73,7 @@ def flow_key(f):
     ]
 
 
-def scenario(endpoint, arn, zone):
+def scenario(endpoint, arn, zone, zone_id):
     nf = client(endpoint)
     out = {}
     filters = [{"SourceAddress": {"AddressDefinition": "198.18.0.0/24"}}]
@@ -78,6 +88,7 @@ def scenario(endpoint, arn, zone):
         "type": d["FlowOperationType"],
         "status": d["FlowOperationStatus"],
         "zone": d.get("AvailabilityZone"),
+        "zone_id": d.get("AvailabilityZoneId"),
         "filters": d["FlowOperation"]["FlowFilters"],
         # botocore parses epoch seconds into a datetime: proof the wire type is right
         "timestamp_epoch": d["FlowRequestTimestamp"].timestamp(),
@@ -85,11 +96,13 @@ def scenario(endpoint, arn, zone):
     pages = nf.get_paginator("list_flow_operation_results").paginate(
         FirewallArn=arn, FlowOperationId=op_id, PaginationConfig={"PageSize": 4}
     )
-    page_sizes, flows = [], []
+    page_sizes, flows, zone_ids = [], [], set()
     for p in pages:
         page_sizes.append(len(p["Flows"]))
+        zone_ids.add(p.get("AvailabilityZoneId"))
         flows.extend(flow_key(f) for f in p["Flows"])
     out["result_page_sizes"] = page_sizes
+    out["results_zone_ids"] = sorted(z or "" for z in zone_ids)
     out["flows"] = flows
     flush = nf.start_flow_flush(
         FirewallArn=arn,
@@ -131,6 +144,36 @@ def scenario(endpoint, arn, zone):
             lambda: nf.list_flow_operations(FirewallArn=arn + "-other")
         ),
     }
+    out["errors"]["both_zones"] = error_code(
+        lambda: nf.describe_flow_operation(
+            FirewallArn=arn,
+            AvailabilityZone=zone,
+            AvailabilityZoneId=zone_id,
+            FlowOperationId=op_id,
+        )
+    )
+    out["errors"]["other_zone_id"] = error_code(
+        lambda: nf.describe_flow_operation(
+            FirewallArn=arn, AvailabilityZoneId="use1-az99", FlowOperationId=op_id
+        )
+    )
+    out["errors"]["bad_vpce"] = error_code(
+        lambda: nf.describe_flow_operation(
+            FirewallArn=arn, VpcEndpointId="endpoint-1", FlowOperationId=op_id
+        )
+    )
+    out["by_zone_id"] = nf.describe_flow_operation(
+        FirewallArn=arn,
+        AvailabilityZoneId=zone_id,
+        VpcEndpointId="vpce-0a1b2c3d",
+        FlowOperationId=op_id,
+    ).get("VpcEndpointId")
+    out["bad_cidr_message"] = error_message(
+        lambda: nf.start_flow_capture(
+            FirewallArn=arn,
+            FlowFilters=[{"SourceAddress": {"AddressDefinition": "198.18.0.1/33"}}],
+        )
+    )
     # Missing required members reach the server only without client-side validation.
     raw = client(endpoint, validate=False)
     out["errors"]["missing_filters"] = error_code(
@@ -181,7 +224,7 @@ def raw(endpoint, target, body):
 
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
-    if cmd == "scenario" and len(sys.argv) == 5:
+    if cmd == "scenario" and len(sys.argv) == 6:
         scenario(*sys.argv[2:])
     elif cmd == "raw" and len(sys.argv) == 5:
         raw(*sys.argv[2:])

@@ -211,6 +211,12 @@ impl CompiledPolicy {
         self.epoch
     }
 
+    /// Sets the epoch before the policy is shared: the management side compiles first and
+    /// numbers the policy when it goes into force.
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+
     /// The stateless verdict for one packet. Non-UDP fragments are dropped (AWS); UDP
     /// fragments go through the rules (a later fragment never matches a rule with ports)
     /// and, unmatched, get the fragment default action.
@@ -312,6 +318,10 @@ impl CompiledPolicy {
         self.stream_exception
     }
 
+    pub fn rule_order(&self) -> RuleOrder {
+        self.order
+    }
+
     /// Rule metadata indexed by `rule_index`: the policy's stateful rules in file order, then
     /// one synthetic entry per stateful default action (drop default first, then alert).
     pub fn rules(&self) -> &[RuleInfo] {
@@ -332,7 +342,7 @@ impl CompiledPolicy {
         format!(
             "policy epoch {}: {} stateful rules ({} pass, {} drop, {} reject, {} alert), {} stateless rules, \
              rule_order {}, stream_exception_policy {}, default_actions [{}], stateless default {:?}, \
-             classes {:?}",
+             classes {:?}, classifier {} KiB",
             self.epoch,
             self.real_rules,
             count(RuleAction::Pass),
@@ -345,6 +355,7 @@ impl CompiledPolicy {
             defaults.join(", "),
             self.stateless_default,
             self.stateful.class_counts(),
+            (self.stateful.stored_words() + self.stateless.stored_words()) * 8 / 1024,
         )
     }
 }

@@ -823,6 +823,15 @@ impl OpsManager {
                     .store
                     .read_results(id, false)
                     .map_err(|e| OpsError::Internal(format!("reading the results of {id}: {e}")))?;
+                // Fewer readable records than the operation kept: the file is missing,
+                // truncated or scribbled over. An empty or short answer would be a lie.
+                if (rs.len() as u64) < op.results_kept {
+                    return Err(OpsError::Internal(format!(
+                        "the results of {id} are unreadable: {} of {} records intact",
+                        rs.len(),
+                        op.results_kept
+                    )));
+                }
                 let rs = Arc::new(ResultSet::Stored(rs));
                 let mut st = self.lock();
                 if let Some(e) = st.history.get_mut(id) {

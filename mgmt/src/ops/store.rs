@@ -150,9 +150,13 @@ impl Store {
             } else if let Some(id) = name.strip_suffix(".flows") {
                 flows.push(id.to_string());
             } else if name.ends_with(".json") {
-                match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| {
-                    serde_json::from_slice::<Operation>(&b).map_err(|e| e.to_string())
-                }) {
+                match fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| {
+                        serde_json::from_slice::<Operation>(&b).map_err(|e| e.to_string())
+                    })
+                    .and_then(|op| named_by_its_id(op, &name))
+                {
                     Ok(op) => operations.push(op),
                     Err(e) => skipped.push(format!("{}: {e}", path.display())),
                 }
@@ -176,6 +180,12 @@ impl Store {
     /// Reads the valid records of `id`'s results file; cuts a torn or corrupt tail off the
     /// file when `repair` is set. A missing file reads as no results.
     pub fn read_results(&self, id: &str, repair: bool) -> io::Result<Vec<FlowResult>> {
+        if !super::is_operation_id(id) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("'{id}' is not an operation id"),
+            ));
+        }
         let path = self.flows_path(id);
         let mut bytes = Vec::new();
         match File::open(&path) {
@@ -191,6 +201,25 @@ impl Store {
         }
         Ok(results)
     }
+}
+
+/// Keeps a loaded record only if its id is a valid operation id and names the file it
+/// was read from: the id becomes a file name (`<id>.flows`, `<id>.json`) when the record
+/// is repaired, rewritten or purged, so a planted `../../victim` must never get that far.
+fn named_by_its_id(op: Operation, file_name: &str) -> Result<Operation, String> {
+    if !super::is_operation_id(&op.id) {
+        return Err(format!(
+            "id {:?} is not a valid operation id; record ignored",
+            op.id.chars().take(80).collect::<String>()
+        ));
+    }
+    if file_name.strip_suffix(".json") != Some(op.id.as_str()) {
+        return Err(format!(
+            "id {} does not match the file name; record ignored",
+            op.id
+        ));
+    }
+    Ok(op)
 }
 
 impl Drop for Store {
@@ -283,14 +312,16 @@ fn run_writer(dir: &Path, rx: Receiver<Job>, errors: &AtomicU64) {
 
 /// Temp file + fsync + rename + directory fsync: a crash leaves the old file or the new
 /// one, never half of it.
+/// The temporary file has a unique name (`.<name>.<random>.tmp`), so concurrent writers of
+/// the same file never write through each other's temporary.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
 }
 
