@@ -85,7 +85,10 @@ fn scan(run: &mut Run, kind: ScanKind) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let case = args.first().map_or("one_flow", String::as_str);
     let num = |i: usize, default: u64| -> u64 {
         args.get(i)
@@ -152,7 +155,9 @@ fn main() {
             assert_eq!(matched, u64::from(flows));
             u64::from(flows)
         }
-        other => panic!("unknown case {other} (one_flow, table, new_flows, evict, capture, flush_all)"),
+        other => {
+            panic!("unknown case {other} (one_flow, table, new_flows, evict, capture, flush_all)")
+        }
     };
     println!("case={case} units={units}");
 }

@@ -10,15 +10,15 @@
 //! (`net_pcap,infinite_rx=1`) touches every flow once per round. This module builds
 //! frames off the packet path: it allocates freely.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::packet::tcp_flags;
+use crate::wire::build::{FrameBuilder, TcpSegment};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, PcapError, TsResolution};
-use crate::wire::build::{FrameBuilder, TcpSegment};
 
 /// Largest flow count (flow ids must fit the address/port bijection).
 pub const MAX_FLOWS: u32 = 1 << 30;
@@ -232,7 +232,8 @@ impl Generator {
 
     /// Writes all packets to a pcap (timestamps 1 µs apart); returns the bytes of frames.
     pub fn write_pcap(&self, path: &Path) -> Result<u64, GenError> {
-        let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(PcapError::IoError)?);
+        let file =
+            std::io::BufWriter::new(std::fs::File::create(path).map_err(PcapError::IoError)?);
         let header = PcapHeader {
             datalink: DataLink::ETHERNET,
             ts_resolution: TsResolution::NanoSecond,

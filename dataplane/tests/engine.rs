@@ -336,7 +336,11 @@ fn flush_of_every_flow_detaches_the_table_and_logs_each_flow() {
         _ => panic!("no ScanDone"),
     }
     assert_eq!(h.e.counters().flows_flushed, 200);
-    assert_eq!(h.e.shard().len(), 1, "only the flow created during the walk");
+    assert_eq!(
+        h.e.shard().len(),
+        1,
+        "only the flow created during the walk"
+    );
     let flushed_events = std::iter::from_fn(|| h.rings.events.pop())
         .filter(|e| {
             matches!(
@@ -386,12 +390,21 @@ fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
             })
             .count();
     }
-    assert!(replies
-        .iter()
-        .any(|r| matches!(r, Reply::ScanDone { op: 6, cancelled: true, .. })));
+    assert!(replies.iter().any(|r| matches!(
+        r,
+        Reply::ScanDone {
+            op: 6,
+            cancelled: true,
+            ..
+        }
+    )));
     assert!(!h.e.shard().is_detaching());
     assert!(h.e.shard().is_empty());
-    assert_eq!(flushed_ports(&replies).len() + events, 300, "every flow logged once");
+    assert_eq!(
+        flushed_ports(&replies).len() + events,
+        300,
+        "every flow logged once"
+    );
     assert_eq!(h.e.counters().flows_flushed, 300);
 }
 

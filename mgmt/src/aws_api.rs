@@ -349,8 +349,7 @@ fn check_arn(member: &str, v: &str) -> Result<(), ApiError> {
 /// `VpcEndpointId`: `^vpce-[a-zA-Z0-9]*$`, 5 to 256 characters.
 fn is_vpc_endpoint_id(v: &str) -> bool {
     (5..=256).contains(&v.len())
-        && v
-            .strip_prefix("vpce-")
+        && v.strip_prefix("vpce-")
             .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 

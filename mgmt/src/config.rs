@@ -566,7 +566,10 @@ impl Config {
         }
         for (key, t) in [
             ("flow_table.timeouts", &self.flow_table.timeouts),
-            ("flow_table.emergency_timeouts", &self.flow_table.emergency_timeouts),
+            (
+                "flow_table.emergency_timeouts",
+                &self.flow_table.emergency_timeouts,
+            ),
         ] {
             if let Some((name, _)) = t.fields().into_iter().find(|(_, v)| *v == 0) {
                 return Err(self.err(
@@ -699,7 +702,9 @@ fn creatable_dir(dir: &Path) -> bool {
 fn is_zone_id(s: &str) -> bool {
     s.split_once("-az").is_some_and(|(region, n)| {
         !region.is_empty()
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && !n.is_empty()
             && n.bytes().all(|b| b.is_ascii_digit())
     }) && s.len() <= 128
@@ -787,16 +792,36 @@ auth = "none"
     #[test]
     fn configs_that_leave_the_appliance_unusable_are_refused() {
         let cases = [
-            ("[mgmt]", "[mgmt]\nheader_timeout_ms = 0", "mgmt.header_timeout_ms: must be > 0"),
+            (
+                "[mgmt]",
+                "[mgmt]\nheader_timeout_ms = 0",
+                "mgmt.header_timeout_ms: must be > 0",
+            ),
             (
                 "[mgmt]",
                 "[mgmt]\nmetrics_listen = \"127.0.0.1:8480\"",
                 "mgmt.metrics_listen: must differ",
             ),
-            ("[mgmt]", "[mgmt]\nregion = \"\"", "mgmt.region: must not be empty"),
-            ("[mgmt]", "[mgmt]\nmax_connections = 0", "max_connections must be > 0"),
-            ("args = [", "mbufs = 10\nargs = [", "eal.mbufs: must be at least 1023"),
-            ("[policy]", "[policy]\nmax_rules = 0", "policy.max_rules: must be > 0"),
+            (
+                "[mgmt]",
+                "[mgmt]\nregion = \"\"",
+                "mgmt.region: must not be empty",
+            ),
+            (
+                "[mgmt]",
+                "[mgmt]\nmax_connections = 0",
+                "max_connections must be > 0",
+            ),
+            (
+                "args = [",
+                "mbufs = 10\nargs = [",
+                "eal.mbufs: must be at least 1023",
+            ),
+            (
+                "[policy]",
+                "[policy]\nmax_rules = 0",
+                "policy.max_rules: must be > 0",
+            ),
             (
                 "zone = \"zone-a\"",
                 "zone = \"zone-a\"\nzone_id = \"../x\"",
@@ -808,12 +833,24 @@ auth = "none"
             assert!(e.contains(want), "{to}: {e}");
         }
         let appended = [
-            ("[flow_table.timeouts]\ntcp_new = 0", "flow_table.timeouts.tcp_new: must be > 0"),
-            ("[flow_table.timeouts]\nudp_established = 0", "timeouts.udp_established"),
-            ("[flow_table.emergency_timeouts]\nicmp_new = 0", "emergency_timeouts.icmp_new"),
+            (
+                "[flow_table.timeouts]\ntcp_new = 0",
+                "flow_table.timeouts.tcp_new: must be > 0",
+            ),
+            (
+                "[flow_table.timeouts]\nudp_established = 0",
+                "timeouts.udp_established",
+            ),
+            (
+                "[flow_table.emergency_timeouts]\nicmp_new = 0",
+                "emergency_timeouts.icmp_new",
+            ),
             ("[logging]\nmax_file_bytes = 0", "logging.max_file_bytes"),
             ("[logging]\nqueue_records = 0", "queue_records"),
-            ("[operations]\nhistory_retention_seconds = 0", "history_retention_seconds"),
+            (
+                "[operations]\nhistory_retention_seconds = 0",
+                "history_retention_seconds",
+            ),
             ("[operations]\nworker_timeout_ms = 0", "worker_timeout_ms"),
             (
                 "[[mgmt.keys]]\naccess_key_id = \"AKIA1\"\nsecret_access_key = \"12345678\"\n\
@@ -826,7 +863,10 @@ auth = "none"
             assert!(e.contains(want), "{extra}: {e}");
         }
         let c = Config::from_str(
-            &MINIMAL.replace("zone = \"zone-a\"", "zone = \"zone-a\"\nzone_id = \"use1-az4\""),
+            &MINIMAL.replace(
+                "zone = \"zone-a\"",
+                "zone = \"zone-a\"\nzone_id = \"use1-az4\"",
+            ),
             Path::new("fw.toml"),
         )
         .unwrap();
@@ -843,9 +883,15 @@ auth = "none"
         ok.check_paths().unwrap();
         std::fs::write(dir.join("state"), "a file").unwrap();
         let e = ok.check_paths().unwrap_err().to_string();
-        assert!(e.contains("appliance.state_dir") && e.contains("not a directory"), "{e}");
+        assert!(
+            e.contains("appliance.state_dir") && e.contains("not a directory"),
+            "{e}"
+        );
         let bad_log = Config::from_str(
-            &MINIMAL.replace("state_dir = \"state\"", "state_dir = \"st\"\n[logging]\naudit_log = \"state/sub/audit.log\""),
+            &MINIMAL.replace(
+                "state_dir = \"state\"",
+                "state_dir = \"st\"\n[logging]\naudit_log = \"state/sub/audit.log\"",
+            ),
             &at,
         )
         .unwrap();

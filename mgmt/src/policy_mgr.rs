@@ -165,7 +165,8 @@ impl PolicyManager {
                 (c, None)
             }
             Err(e) => {
-                let Some((c, from)) = snapshot.and_then(|s| compile_snapshot(s, 1, max_rules).ok()) else {
+                let Some((c, from)) = snapshot.and_then(|s| compile_snapshot(s, 1, max_rules).ok())
+                else {
                     return Err(e);
                 };
                 eprintln!(
@@ -237,8 +238,8 @@ impl PolicyManager {
     /// for it (reloads are rare and short; waiting keeps "the last one issued wins").
     pub fn reload(&self, control: &Control) -> Result<Arc<CompiledPolicy>, String> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut compiled, sources) = compile_recording(&self.path, 0, self.max_rules)
-            .map_err(|e| self.fail(e))?;
+        let (mut compiled, sources) =
+            compile_recording(&self.path, 0, self.max_rules).map_err(|e| self.fail(e))?;
         // The epoch is taken only now, under the reload lock, so epochs grow in the order
         // policies go into force; an epoch handed to workers is never reused, even when
         // the swap is rolled back.
@@ -436,7 +437,9 @@ mod tests {
 
         // A broken rules file: refused without a snapshot, the kept policy runs with one.
         std::fs::write(&rules, "drop tcp any any -> any 23 (msg:\"t\";)\n").unwrap();
-        let e = PolicyManager::load(&pol, 1, None, DEFAULT_MAX_RULES).err().unwrap();
+        let e = PolicyManager::load(&pol, 1, None, DEFAULT_MAX_RULES)
+            .err()
+            .unwrap();
         assert!(e.contains("g.rules:1") && e.contains("sid"), "{e}");
         let fallback = PolicyManager::load(&pol, 1, Some(&snap), DEFAULT_MAX_RULES).unwrap();
         assert_eq!(fallback.current().rules()[0].sid, 23);
@@ -528,7 +531,10 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !mgr.reload_in_progress() && !a.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "reload A never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reload A never started"
+            );
             std::thread::yield_now();
         }
         s.rules(7, 7);
@@ -556,10 +562,18 @@ mod tests {
         mgr.deliver_wait = Duration::from_millis(50);
         let ctl = control(&[4, 1]);
         // Worker 1's command ring is full (the worker is stuck): it cannot take the policy.
-        ctl.links()[1].rings.commands.push(Command::Stats).ok().unwrap();
+        ctl.links()[1]
+            .rings
+            .commands
+            .push(Command::Stats)
+            .ok()
+            .unwrap();
         s.rules(1, 3);
         let e = mgr.reload(&ctl).unwrap_err();
-        assert!(e.contains("not delivered") && e.contains("rolled back"), "{e}");
+        assert!(
+            e.contains("not delivered") && e.contains("rolled back"),
+            "{e}"
+        );
         assert_eq!(mgr.current().epoch(), 1);
         assert_eq!(mgr.current().rules().len(), 1);
         assert!(mgr.last_error().unwrap().contains("not delivered"));
@@ -576,7 +590,10 @@ mod tests {
         let s = Scratch::new("max");
         s.rules(1, 11);
         let e = PolicyManager::load(&s.policy(), 1, None, 10).err().unwrap();
-        assert!(e.contains("11 rules") && e.contains("policy.max_rules = 10"), "{e}");
+        assert!(
+            e.contains("11 rules") && e.contains("policy.max_rules = 10"),
+            "{e}"
+        );
         s.rules(1, 10);
         let mgr = PolicyManager::load(&s.policy(), 1, None, 10).unwrap();
         s.rules(1, 11);

@@ -119,7 +119,12 @@ pub struct StaticTrace {
 }
 
 impl StaticTrace {
-    pub fn new(kind: Kind, flows: u32, packets: usize, order: impl Fn(usize) -> u64) -> StaticTrace {
+    pub fn new(
+        kind: Kind,
+        flows: u32,
+        packets: usize,
+        order: impl Fn(usize) -> u64,
+    ) -> StaticTrace {
         let t = Trace::new(kind, flows, packets, order);
         let bytes: &'static [u8] = Box::leak(t.bytes.into_boxed_slice());
         let frames = t

@@ -253,9 +253,8 @@ impl FlowMatch {
         if self.min_age_ticks != 0 || self.states != 0 || self.verdict_changed {
             return false;
         }
-        let unconstrained = |f: &FlowFilter| {
-            f.src_port.is_any() && f.dst_port.is_any() && f.protocols == [0; 4]
-        };
+        let unconstrained =
+            |f: &FlowFilter| f.src_port.is_any() && f.dst_port.is_any() && f.protocols == [0; 4];
         let all_of = |f: &FlowFilter, c: Cidr| {
             unconstrained(f)
                 && match (f.src, f.dst) {

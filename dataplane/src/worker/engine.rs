@@ -163,8 +163,8 @@ impl Engine {
             .div_ceil(u64::from(cfg.expiry_slots_per_poll.max(1)))
             .max(1);
         let expire_interval = cfg.ticks_per_sec / (slices * EXPIRY_SWEEPS_PER_SEC);
-        let scan_budget = (u128::from(cfg.scan_budget_ns) * u128::from(cfg.ticks_per_sec)
-            / 1_000_000_000) as u64;
+        let scan_budget =
+            (u128::from(cfg.scan_budget_ns) * u128::from(cfg.ticks_per_sec) / 1_000_000_000) as u64;
         Engine {
             cfg,
             shard,

@@ -596,11 +596,8 @@ impl OpsManager {
         op.flows_matched = run.matched;
         op.results_kept = run.results.len() as u64;
         // Results are fsynced before the record says the operation is over.
-        self.store.append_records(
-            &run.id,
-            run.results[run.persisted..].to_vec(),
-            self.clock,
-        );
+        self.store
+            .append_records(&run.id, run.results[run.persisted..].to_vec(), self.clock);
         self.store.seal(&run.id);
         self.store.save(op);
         entry.results = Some(Arc::new(ResultSet::Records(run.results)));

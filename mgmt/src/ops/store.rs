@@ -104,6 +104,8 @@ impl Store {
         }
     }
 
+    /// Appends results as they are (the running operation uses [`Store::append_records`]).
+    #[cfg(test)]
     pub fn append(&self, id: &str, results: Vec<FlowResult>) {
         if !results.is_empty() {
             self.submit(Job::Append(id.to_string(), results));

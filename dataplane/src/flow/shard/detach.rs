@@ -192,7 +192,11 @@ mod tests {
             });
         }
         seen.sort_unstable();
-        assert_eq!(seen, (0..100).collect::<Vec<_>>(), "each detached flow exactly once");
+        assert_eq!(
+            seen,
+            (0..100).collect::<Vec<_>>(),
+            "each detached flow exactly once"
+        );
         assert!(!s.is_detaching());
         assert_eq!(s.len(), 1);
         assert_eq!(find(&s, 7), Some(again), "the new flow survives the walk");
@@ -246,10 +250,22 @@ mod tests {
         s.expire_slice(1_000_000, 8, &mut |_| expired += 1);
         assert_eq!(expired, 0);
         let mut scanned = 0;
-        assert_eq!(s.scan(0, 8, &mut |_, _| { scanned += 1; true }), None);
+        assert_eq!(
+            s.scan(0, 8, &mut |_, _| {
+                scanned += 1;
+                true
+            }),
+            None
+        );
         assert_eq!(scanned, 0);
         let mut flushed = 0;
-        assert_eq!(s.drain_detached(8, &mut |_, _| { flushed += 1; true }), None);
+        assert_eq!(
+            s.drain_detached(8, &mut |_, _| {
+                flushed += 1;
+                true
+            }),
+            None
+        );
         assert_eq!(flushed, 8);
         assert!(s.is_empty());
         assert!(add(&mut s, 100, 12).is_ok());
