@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a fixed budget (outside CI): the packet parser
-# (dataplane/fuzz) and the policy/rules, config, AWS JSON and SigV4 targets (fuzz/).
+# (dataplane/fuzz) and the policy/rules, config, AWS JSON, SigV4, AWS policy file and AWS
+# resource-action targets (fuzz/).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, all targets)
 #
@@ -28,7 +29,7 @@ declare -A CRATE=(
     [aws_json]=fuzz [sigv4_verify]=fuzz
 )
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse_frame policy_toml suricata_rules config_toml aws_json sigv4_verify)
+[ ${#targets[@]} -gt 0 ] || targets=(parse_frame policy_toml suricata_rules config_toml aws_json sigv4_verify aws_policy_file aws_resources)
 
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros (they would not
 # link without the libFuzzer runtime).

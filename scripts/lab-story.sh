@@ -58,7 +58,7 @@ ports="$(json 'print(" ".join(sorted(str(f["dst_port"]) for f in d["flows"])))' 
 [ "$ports" = "7001 7002" ] || fail "capture found ports '$ports', expected '7001 7002'"
 
 step "policy change: deny port 7001 (reload without restart)"
-cp "$POLICY_DIR/policies/lab-deny-7001.rules" "$POLICY_DIR/lab.rules"
+cp "$POLICY_DIR/policies/lab-deny-7001.rules" "$POLICY_DIR/lab.rules.tmp" && mv -f "$POLICY_DIR/lab.rules.tmp" "$POLICY_DIR/lab.rules"
 "$CTL" policy reload
 a_before="$(echoes "$WORK/a")"
 sleep 1

@@ -10,6 +10,7 @@
 #   scripts/lab.sh down     stop flowgate, remove every namespace and link (idempotent)
 #   scripts/lab.sh restart  restart the appliance only (flow table lost, sessions stay open)
 #   scripts/lab.sh env      print the lab's environment (`export KEY=VALUE` lines)
+#   scripts/lab.sh fleet [up|down|env]  two zones behind flowgate-fleet (scripts/lab-fleet.sh)
 #
 # Config: ${FLOWGATE_LAB_CONFIG:-configs/lab.toml}. Addresses: 198.18.0.0/15 and 2001:2::/48 only.
 set -euo pipefail
@@ -68,7 +69,8 @@ ENV
 start_flowgate() {
     log "starting flowgate with $CONFIG"
     "$FLOWGATE_BIN" --config "$CONFIG" >>"$LAB_DIR/log/flowgate.out" 2>&1 &
-    echo $! >"$PIDFILE"
+    # Written atomically: `lab.sh down` (another process) may read it at any time.
+    echo $! >"$PIDFILE.tmp" && mv -f "$PIDFILE.tmp" "$PIDFILE"
     local pid ok=""
     pid="$(cat "$PIDFILE")"
     for _ in $(seq 1 150); do
@@ -140,10 +142,10 @@ up() {
     lab_env
 }
 
-# The console's address and sign-in keys, on stderr (stdout is the KEY=VALUE environment).
+# The console's address and sign-in keys, on stderr (stdout is the `export KEY=VALUE` environment).
 console_banner() {
     local api
-    api="$(lab_env | sed -n 's/^FLOWGATE_API=//p')"
+    api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
     log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
@@ -207,5 +209,6 @@ case "${1:-demo}" in
     down) down; log "lab down" ;;
     env) lab_env ;;
     demo) demo ;;
-    *) die "usage: $0 [up|down|restart|env]" ;;
+    fleet) shift; exec "$FG_ROOT/scripts/lab-fleet.sh" "$@" ;;
+    *) die "usage: $0 [up|down|restart|env|fleet]" ;;
 esac

@@ -16,10 +16,11 @@ use dataplane::worker::Engine;
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 use mgmt::app::{App, AppParts};
 use mgmt::clock::Clock;
-use mgmt::config::{Config, FrameAction, FullAction};
+use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
 use mgmt::control::{Control, WorkerLink};
 use mgmt::http::server::{Server, ServerLimits};
 use mgmt::policy_mgr::PolicyManager;
+use mgmt::resources::ResourceManager;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -93,8 +94,16 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     // `--check` judges the files alone; a running appliance falls back on the last
     // validated policy (kept under the state directory) when they are invalid.
     let snapshot = cfg.appliance.state_dir.join("policy-last-validated.json");
+    // The AWS resources (and, under policy.source = "api", the policy the API set) come
+    // from the state directory; `--check` judges the files alone.
+    let (resources, policy_file) = if check_only {
+        (None, cfg.policy.file.clone())
+    } else {
+        let (r, f) = ResourceManager::open(&cfg).map_err(|e| format!("resources: {e}"))?;
+        (Some(r), f)
+    };
     let policy = PolicyManager::load(
-        &cfg.policy.file,
+        &policy_file,
         workers_n,
         (!check_only).then_some(snapshot.as_path()),
         cfg.policy.max_rules,
@@ -124,7 +133,9 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
         .find_map(|a| a.strip_prefix("--file-prefix="))
         .map(str::to_string);
     let eal = Eal::init(&argv).map_err(|e| format!("EAL init failed ({}): {e}", argv.join(" ")))?;
-    let result = run_with_eal(&eal, cfg, policy);
+    let resources = resources.ok_or("resources not opened")?;
+    resources.after_reload(policy.last_error().is_none());
+    let result = run_with_eal(&eal, cfg, policy, resources);
     drop(eal);
     if let Some(p) = prefix {
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
@@ -132,7 +143,12 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     result
 }
 
-fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), String> {
+fn run_with_eal(
+    eal: &Eal,
+    cfg: Config,
+    policy: PolicyManager,
+    resources: ResourceManager,
+) -> Result<(), String> {
     let available = eal.worker_lcores();
     for l in &cfg.workers.lcores {
         if !available.contains(l) {
@@ -206,6 +222,9 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
                 emergency_high_pct: ft.emergency_high_pct,
                 emergency_low_pct: ft.emergency_low_pct,
                 ticks_per_sec,
+                tombstone_secs: cfg.dataplane.reject_tombstone_secs,
+                // A fresh random key per worker and boot (see FlowHasher).
+                hash_seeds: None,
             },
             vlan_zone: ft.vlan_zone,
             pass_malformed: cfg.dataplane.malformed_action == FrameAction::Pass,
@@ -214,6 +233,13 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
             scan_budget_ns: cfg.operations.scan_budget_ns,
             ticks_per_sec,
+            tcp_liberal: cfg.dataplane.tcp_liberal,
+            reject_rst: match cfg.dataplane.reject_rst {
+                RejectRst::Sender => dataplane::worker::RejectRst::Sender,
+                RejectRst::Both => dataplane::worker::RejectRst::Both,
+            },
+            rst_rate_per_sec: cfg.dataplane.reject_rsts_per_sec,
+            rst_burst: cfg.dataplane.reject_rst_burst,
         };
         let engine = Engine::new(
             engine_cfg,
@@ -271,6 +297,7 @@ fn run_with_eal(eal: &Eal, cfg: Config, policy: PolicyManager) -> Result<(), Str
         cfg: cfg.clone(),
         control: Arc::clone(&control),
         policy,
+        resources,
         clock,
         ports: port_names.clone(),
         port_stats: Box::new(move || {

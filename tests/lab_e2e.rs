@@ -89,3 +89,22 @@ fn readme_operator_examples_work_literally() {
 fn web_console_story_in_chromium() {
     run_locked("scripts/tests/console-e2e.sh", &[]);
 }
+
+/// TCP tracking under attack through the lab: a live session survives spoofed RSTs and
+/// FINs with out-of-window (and one inexact in-window) sequence numbers from both ends, and
+/// a flush still ends it; 100 spoofed ACKs of one flow under `reject` draw one RST pair;
+/// a spoofed ACK flood under `continue` leaves the established session and new
+/// connections working (the pickups are evicted first).
+#[test]
+fn spoofed_segments_and_ack_floods_do_not_move_or_pin_flows() {
+    run_locked("scripts/tests/lab-tcp-attacks.sh", &[]);
+}
+
+/// The AWS resource model through the stock AWS CLI: seed 004's rule groups and policy
+/// created, associated and obeyed by real traffic; a stale update token refused; the stream
+/// exception policy switched DROP -> REJECT with update-firewall-policy, reported IN_SYNC by
+/// describe-firewall, and a flushed session reset at once; a domain-list group refused.
+#[test]
+fn aws_policy_from_the_cli_governs_real_traffic() {
+    run_locked("scripts/tests/lab-aws-policy.sh", &[]);
+}

@@ -128,7 +128,10 @@ fn planted_history_ids_are_never_paths_and_corrupt_results_are_internal_errors()
     }
     let (code, list) = http("GET", &api, "/v1/operations", "");
     assert_eq!(code, 200);
-    assert!(!list.contains("victim") && !list.contains("0f8fad5b"), "{list}");
+    assert!(
+        !list.contains("victim") && !list.contains("0f8fad5b"),
+        "{list}"
+    );
 
     let (code, body) = http("GET", &api, &format!("/v1/operations/{id}/results"), "");
     assert_eq!(code, 500, "corrupt results answered {code}: {body}");

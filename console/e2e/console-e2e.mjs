@@ -130,8 +130,13 @@ async function waitCompleted(what) {
 
 try {
   log("headers: CSP, nosniff, content types, cache");
+  const assetRes = page.waitForResponse((r) => /\/console\/assets\/[^/]+\.js$/.test(r.url()));
   const res = await page.goto(URL_);
   const h = res.headers();
+  const a = (await assetRes).headers();
+  if (!/javascript/.test(a["content-type"] ?? "")) fail(`script content type ${a["content-type"]}`);
+  if (!/immutable/.test(a["cache-control"] ?? "")) fail(`hashed assets not cached as immutable: ${a["cache-control"]}`);
+  if (h["cache-control"] !== "no-cache" || !h["etag"]) fail(`index.html must be revalidated: ${h["cache-control"]} ${h["etag"]}`);
   if (res.status() !== 200) fail(`GET ${URL_} answered ${res.status()}`);
   if (!/script-src 'self'/.test(h["content-security-policy"] ?? "")) fail(`no strict CSP: ${h["content-security-policy"]}`);
   if (h["x-content-type-options"] !== "nosniff") fail("no nosniff");

@@ -3,7 +3,7 @@
  * DescribeFirewallPolicy when the appliance has them, else the native `/v1/stats` and
  * `/v1/policy`), operations and their results.
  */
-import { ApiError, aws, native, type Session } from "./api";
+import { ApiError, aws, isAuthError, native, type Session } from "./api";
 
 export interface RuleGroupRef {
   name: string;
@@ -46,7 +46,6 @@ export interface Policy {
   streamExceptionPolicy: string;
   ruleOrder: string;
   tcpIdleTimeoutSeconds: number | null;
-  statelessDefault: string;
   rules: Rule[];
   groups: RuleGroupRef[];
   lastReloadError: string | null;
@@ -58,7 +57,6 @@ interface NativePolicy {
   stream_exception_policy?: string;
   rule_order?: string;
   tcp_idle_timeout_seconds?: number | null;
-  stateless_default?: string;
   stateful_rules?: Rule[];
   rule_groups?: { name: string; priority?: number; rules: number }[];
   last_reload_error: string | null;
@@ -77,7 +75,6 @@ export async function loadPolicy(s: Session): Promise<Policy> {
     streamExceptionPolicy: (p.stream_exception_policy ?? fromSummary(p.summary, "stream_exception_policy")).toUpperCase(),
     ruleOrder: (p.rule_order ?? fromSummary(p.summary, "rule_order")).toUpperCase(),
     tcpIdleTimeoutSeconds: p.tcp_idle_timeout_seconds ?? null,
-    statelessDefault: p.stateless_default ?? "",
     rules: p.stateful_rules ?? [],
     groups: (p.rule_groups ?? []).map((g) => ({ name: g.name, priority: g.priority, rules: g.rules })),
     lastReloadError: p.last_reload_error,
@@ -148,16 +145,23 @@ async function describeFirewall(s: Session, base: Firewall): Promise<Firewall> {
   const sync = fw.FirewallStatus?.SyncStates;
   if (sync && Object.keys(sync).length) {
     out.zones = Object.keys(sync);
+    // A zone is IN_SYNC when every resource of its policy is; else the first state that is not.
     out.syncStates = Object.fromEntries(
       Object.entries(sync).map(([z, st]) => {
-        const cfg = Object.values(st.Config ?? {})[0]?.SyncStatus;
-        return [z, cfg ?? st.Attachment?.Status ?? "UNKNOWN"];
+        const states = Object.values(st.Config ?? {}).map((c) => c.SyncStatus ?? "UNKNOWN");
+        const worst = states.find((x) => x !== "IN_SYNC") ?? (states.length ? "IN_SYNC" : undefined);
+        return [z, worst ?? st.Attachment?.Status ?? "UNKNOWN"];
       }),
     );
   }
   if (fw.Firewall?.FirewallPolicyArn) {
     out.policyArn = fw.Firewall.FirewallPolicyArn;
+    out.policyName = out.policyArn.split("/").pop() ?? "";
     try {
+      // A policy that comes from the appliance's files is not an API resource: describe
+      // only a listed one (the native facts stand otherwise).
+      const listed = await aws<{ FirewallPolicies?: { Arn: string }[] }>(s, "ListFirewallPolicies", {});
+      if (!(listed.FirewallPolicies ?? []).some((p) => p.Arn === out.policyArn)) return out;
       const p = await aws<DescribePolicyOut>(s, "DescribeFirewallPolicy", { FirewallPolicyArn: out.policyArn });
       out.policyName = p.FirewallPolicyResponse?.FirewallPolicyName ?? "";
       const eng = p.FirewallPolicy?.StatefulEngineOptions;
@@ -173,7 +177,8 @@ async function describeFirewall(s: Session, base: Firewall): Promise<Firewall> {
         });
       }
     } catch (e) {
-      if (!isUnknownAction(e)) throw e;
+      if (isAuthError(e)) throw e;
+      /* the native facts stand */
     }
   }
   return out;

@@ -96,6 +96,8 @@ pub struct PacketMeta {
     pub tcp_seq: u32,
     pub tcp_ack: u32,
     pub tcp_window: u16,
+    /// The window scale option's shift, on SYN segments that carry one (else `None`).
+    pub tcp_wscale: Option<u8>,
     /// L4 payload length in bytes (TCP: segment data length; used for sequence tracking).
     pub payload_len: u16,
     /// IPv4 TTL or IPv6 hop limit.

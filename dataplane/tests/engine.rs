@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use dataplane::flow::{FlowState, ShardConfig, TimeoutsSecs};
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch, PortRange};
-use dataplane::packet::tcp_flags::{ACK, PSH, RST, SYN};
+use dataplane::packet::tcp_flags::{ACK, FIN, PSH, RST, SYN};
 use dataplane::packet::Parsed;
 use dataplane::policy::{CompiledPolicy, Policy};
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use dataplane::wire::parse_frame;
 use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
 use dataplane::worker::engine::{EngineConfig, RstBuf, WorkerRings};
-use dataplane::worker::{Action, DropReason, Engine, Event, Reply};
+use dataplane::worker::{Action, DropReason, Engine, Event, RejectRst, Reply};
 
 const HZ: u64 = 1_000_000;
 
@@ -36,30 +36,34 @@ rules = [{rules}]
     Arc::new(CompiledPolicy::compile(&p, epoch))
 }
 
-fn engine(p: Arc<CompiledPolicy>) -> Engine {
+fn engine_with(p: Arc<CompiledPolicy>, tune: impl FnOnce(&mut EngineConfig)) -> Engine {
     let hits = vec![0u64; p.rules().len()].into_boxed_slice();
-    Engine::new(
-        EngineConfig {
-            worker: 0,
-            shard: ShardConfig {
-                capacity: 1024,
-                timeouts: TimeoutsSecs::default(),
-                emergency_timeouts: TimeoutsSecs::default(),
-                emergency_high_pct: 95,
-                emergency_low_pct: 80,
-                ticks_per_sec: HZ,
-            },
-            vlan_zone: true,
-            pass_malformed: false,
-            pass_non_ip: true,
-            pass_untracked_when_full: false,
-            expiry_slots_per_poll: 64,
-            scan_budget_ns: 1_000,
+    let mut cfg = EngineConfig {
+        worker: 0,
+        shard: ShardConfig {
+            capacity: 1024,
+            timeouts: TimeoutsSecs::default(),
+            emergency_timeouts: TimeoutsSecs::default(),
+            emergency_high_pct: 95,
+            emergency_low_pct: 80,
             ticks_per_sec: HZ,
+            tombstone_secs: 5,
+            hash_seeds: None,
         },
-        p,
-        hits,
-    )
+        vlan_zone: true,
+        pass_malformed: false,
+        pass_non_ip: true,
+        pass_untracked_when_full: false,
+        expiry_slots_per_poll: 64,
+        scan_budget_ns: 1_000,
+        ticks_per_sec: HZ,
+        tcp_liberal: false,
+        reject_rst: RejectRst::Both,
+        rst_rate_per_sec: 1000,
+        rst_burst: 64,
+    };
+    tune(&mut cfg);
+    Engine::new(cfg, p, hits)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -87,11 +91,28 @@ struct Harness {
 
 impl Harness {
     fn new(p: Arc<CompiledPolicy>) -> Harness {
+        Harness::with(p, |_| {})
+    }
+
+    fn with(p: Arc<CompiledPolicy>, tune: impl FnOnce(&mut EngineConfig)) -> Harness {
         Harness {
-            e: engine(p),
+            e: engine_with(p, tune),
             rings: WorkerRings::new(8, 4096, 4096),
             now: HZ,
         }
+    }
+
+    /// SYN, SYN+ACK, ACK between 198.18.0.1:`sp` and 198.18.0.2:`dp` (client ISN 10,
+    /// server ISN 50): next sequence numbers 11 and 51.
+    fn handshake(&mut self, sp: u16, dp: u16) {
+        let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+        let s = FrameBuilder::new(ip("198.18.0.2"), ip("198.18.0.1"));
+        let (a, _) = self.send(0, &[seg(&c, sp, dp, 10, 0, SYN)]);
+        assert_eq!(a, vec![Action::Forward]);
+        let (a, _) = self.send(1, &[seg(&s, dp, sp, 50, 11, SYN | ACK)]);
+        assert_eq!(a, vec![Action::Forward]);
+        let (a, _) = self.send(0, &[seg(&c, sp, dp, 11, 51, ACK)]);
+        assert_eq!(a, vec![Action::Forward]);
     }
 
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> (Vec<Action>, RstBuf) {
@@ -208,7 +229,7 @@ fn flush_removes_exactly_the_matching_flows_and_logs_them() {
     let mut h = Harness::new(policy("reject", "", 1));
     let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
     for port in [7000u16, 7001, 7002] {
-        h.send(0, &[seg(&c, 40000 + port, port, 1, 0, SYN)]);
+        h.handshake(40000 + port, port);
     }
     let filter = FlowMatch {
         filters: vec![FlowFilter {
@@ -261,11 +282,11 @@ fn flush_removes_exactly_the_matching_flows_and_logs_them() {
         .count();
     assert_eq!(flushed_events, 0);
     // The flushed connection's next packet is midstream and gets reset.
-    let (a, rsts) = h.send(0, &[seg(&c, 47001, 7001, 2, 1, PSH | ACK)]);
+    let (a, rsts) = h.send(0, &[seg(&c, 47001, 7001, 11, 51, PSH | ACK)]);
     assert_eq!(a, vec![Action::Drop(DropReason::Midstream)]);
     assert_eq!(rsts.len(), 2);
     // The others still pass.
-    let (a, _) = h.send(0, &[seg(&c, 47000, 7000, 2, 1, ACK)]);
+    let (a, _) = h.send(0, &[seg(&c, 47000, 7000, 11, 51, ACK)]);
     assert_eq!(a, vec![Action::Forward]);
 }
 
@@ -412,7 +433,7 @@ fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
 fn policy_swap_keeps_existing_verdicts_and_judges_new_flows_anew() {
     let mut h = Harness::new(policy("drop", "", 1));
     let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
-    h.send(0, &[seg(&c, 5000, 7001, 1, 0, SYN)]);
+    h.handshake(5000, 7001);
     let deny = r#"{ action = "drop", protocol = "tcp", source = "any", source_port = "any", direction = "forward", destination = "any", destination_port = "7001", sid = 71 }"#;
     let p2 = policy("drop", deny, 2);
     let hits = vec![0u64; p2.rules().len()].into_boxed_slice();
@@ -430,7 +451,7 @@ fn policy_swap_keeps_existing_verdicts_and_judges_new_flows_anew() {
         Some(Reply::PolicySwapped { epoch: 2, .. })
     ));
     // Existing flow keeps its pass verdict…
-    let (a, _) = h.send(0, &[seg(&c, 5000, 7001, 2, 1, ACK)]);
+    let (a, _) = h.send(0, &[seg(&c, 5000, 7001, 11, 51, ACK)]);
     assert_eq!(a, vec![Action::Forward]);
     // …a new connection to the same port is dropped by the new policy.
     let (a, _) = h.send(0, &[seg(&c, 5001, 7001, 1, 0, SYN)]);
@@ -504,4 +525,222 @@ fn the_policys_tcp_idle_timeout_applies_at_start_and_on_every_swap() {
         ));
         assert_eq!(established(&h), want);
     }
+}
+
+fn invalid(h: &Harness, reason: &str) -> u64 {
+    let i = dataplane::flow::TcpInvalid::ALL
+        .iter()
+        .position(|r| r.as_str() == reason)
+        .expect("reason");
+    h.e.counters().tcp_invalid[i]
+}
+
+fn state_of(h: &Harness, sp: u16) -> FlowState {
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let Parsed::Ip(m) = parse_frame(&seg(&c, sp, 7001, 0, 0, ACK)).unwrap() else {
+        panic!()
+    };
+    let (k, _) = dataplane::flow::FlowKey::from_meta(&m, true);
+    let id = h.e.shard().lookup(&k, h.e.shard().hash(&k)).expect("flow");
+    h.e.shard().entry(id).state()
+}
+
+#[test]
+fn spoofed_rsts_and_fins_neither_pass_nor_close_a_live_flow() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    h.handshake(4000, 7001);
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let s = FrameBuilder::new(ip("198.18.0.2"), ip("198.18.0.1"));
+    let far = 1u32 << 31;
+    let (a, rsts) = h.send(
+        0,
+        &[
+            seg(&c, 4000, 7001, 11 + far, 51, RST),
+            seg(&c, 4000, 7001, 11 + 500, 51, RST | ACK),
+            seg(&c, 4000, 7001, 11 + far, 51, FIN | ACK),
+            seg(&c, 4000, 7001, 11, 51 + far, FIN | ACK),
+        ],
+    );
+    assert_eq!(
+        a,
+        vec![
+            Action::Drop(DropReason::TcpInvalid),
+            // In window but inexact: forwarded for the endpoint's challenge ACK.
+            Action::Forward,
+            Action::Drop(DropReason::TcpInvalid),
+            Action::Drop(DropReason::TcpInvalid),
+        ]
+    );
+    assert!(
+        rsts.is_empty(),
+        "a dropped segment of a live flow draws no RST"
+    );
+    let (a, _) = h.send(1, &[seg(&s, 7001, 4000, 51u32.wrapping_sub(far), 11, RST)]);
+    assert_eq!(a, vec![Action::Drop(DropReason::TcpInvalid)]);
+    assert_eq!(state_of(&h, 4000), FlowState::Established);
+    assert_eq!(invalid(&h, "rst_out_of_window"), 2);
+    assert_eq!(invalid(&h, "rst_in_window_inexact"), 1);
+    assert_eq!(invalid(&h, "seq_out_of_window"), 1);
+    assert_eq!(invalid(&h, "ack_out_of_window"), 1);
+    assert_eq!(
+        h.e.counters().ports[0].dropped[DropReason::TcpInvalid as usize],
+        3
+    );
+    // The genuine data and then the exact RST.
+    let (a, _) = h.send(0, &[seg(&c, 4000, 7001, 11, 51, PSH | ACK)]);
+    assert_eq!(a, vec![Action::Forward]);
+    let (a, _) = h.send(0, &[seg(&c, 4000, 7001, 15, 51, RST)]);
+    assert_eq!(a, vec![Action::Forward]);
+    assert_eq!(state_of(&h, 4000), FlowState::Closed);
+}
+
+#[test]
+fn liberal_mode_forwards_out_of_window_segments_without_effect() {
+    let mut h = Harness::with(policy("reject", "", 1), |c| c.tcp_liberal = true);
+    h.handshake(4000, 7001);
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let (a, _) = h.send(
+        0,
+        &[
+            seg(&c, 4000, 7001, 11 + (1 << 31), 51, FIN | ACK),
+            seg(&c, 4000, 7001, 11 + (1 << 30), 51, RST),
+        ],
+    );
+    assert_eq!(a, vec![Action::Forward, Action::Forward]);
+    assert_eq!(state_of(&h, 4000), FlowState::Established);
+    assert_eq!(invalid(&h, "seq_out_of_window"), 1);
+    assert_eq!(invalid(&h, "rst_out_of_window"), 1);
+}
+
+#[test]
+fn a_hundred_spoofed_packets_of_one_rejected_flow_draw_one_rst_pair() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let mut x = 0x1234_5678u32;
+    let frames: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            seg(&c, 45678, 7002, x, x.rotate_left(7), ACK)
+        })
+        .collect();
+    let mut total = 0;
+    for chunk in frames.chunks(32) {
+        let (a, rsts) = h.send(0, chunk);
+        assert!(a.iter().all(|a| *a == Action::Drop(DropReason::Midstream)));
+        total += rsts.len();
+    }
+    assert_eq!(total, 2, "one RST back, one onward");
+    assert_eq!(h.e.counters().rsts_sent, 2);
+    assert_eq!(h.e.counters().reject_silenced, 99);
+    assert_eq!(h.e.counters().midstream_rejected, 100);
+    // The tombstone is no flow: nothing to capture, no flow created.
+    assert_eq!(h.e.counters().flows_created, 0);
+    // A new connection on the same tuple is judged afresh (the policy passes it).
+    let (a, _) = h.send(0, &[seg(&c, 45678, 7002, 1, 0, SYN)]);
+    assert_eq!(a, vec![Action::Forward]);
+    assert_eq!(h.e.counters().flows_created, 1);
+    // After the tombstone expired (5 s), a packet of the flow draws its RSTs again.
+    let mut h = Harness::new(policy("reject", "", 1));
+    h.send(0, &frames[..1]);
+    h.now += 6 * HZ;
+    for _ in 0..100 {
+        h.now += 1;
+        h.e.poll(h.now, &h.rings);
+    }
+    assert_eq!(h.e.shard().len(), 0, "tombstone expired");
+    let (_, rsts) = h.send(0, &frames[1..2]);
+    assert_eq!(rsts.len(), 2);
+}
+
+#[test]
+fn reject_rst_can_go_to_the_sender_only() {
+    let mut h = Harness::with(policy("reject", "", 1), |c| {
+        c.reject_rst = RejectRst::Sender
+    });
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let (_, rsts) = h.send(0, &[seg(&c, 1234, 80, 77, 99, PSH | ACK)]);
+    assert_eq!(rsts.len(), 1);
+    assert!(rsts[0].back);
+}
+
+#[test]
+fn the_rst_budget_bounds_floods_of_distinct_flows() {
+    // 64 tokens banked, 1000 a second: 32 RST pairs at one instant, then 2 per ms.
+    let mut h = Harness::new(policy("reject", "", 1));
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let frames: Vec<Vec<u8>> = (0..200u16)
+        .map(|i| seg(&c, 10_000 + i, 7002, 1, 1, ACK))
+        .collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let mut sent = 0;
+    for chunk in refs.chunks(32) {
+        let mut actions = vec![Action::Forward; chunk.len()];
+        let mut rsts = RstBuf::new();
+        h.e.process_burst(0, chunk, h.now, &mut actions, &mut rsts, &h.rings.events);
+        sent += rsts.len();
+    }
+    assert_eq!(sent, 64);
+    assert_eq!(h.e.counters().rsts_sent, 64);
+    assert_eq!(h.e.counters().rsts_rate_limited, 2 * (200 - 32));
+    // Flows refused a RST got no tombstone: their next packet may still draw one.
+    h.now += HZ;
+    let (_, rsts) = h.send(0, &frames[199..]);
+    assert_eq!(rsts.len(), 2);
+}
+
+#[test]
+fn a_policy_rejected_flow_draws_its_rst_once() {
+    let rules = r#"{ action = "reject", protocol = "tcp", source = "any", source_port = "any", direction = "forward", destination = "any", destination_port = "23", sid = 23 }"#;
+    let mut h = Harness::new(policy("drop", rules, 1));
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let mut total = 0;
+    for _ in 0..10 {
+        let (a, rsts) = h.send(0, &[seg(&c, 5555, 23, 10, 0, SYN)]);
+        assert_eq!(a, vec![Action::Drop(DropReason::Policy)]);
+        total += rsts.len();
+    }
+    assert_eq!(total, 1);
+    assert_eq!(h.e.counters().reject_silenced, 9);
+}
+
+#[test]
+fn a_spoofed_ack_flood_under_continue_does_not_pin_the_table() {
+    // 1024 flows; 4 established sessions, then 20,000 spoofed ACKs from random sources.
+    let mut h = Harness::new(policy("continue", "", 1));
+    for sp in 1..=4 {
+        h.handshake(sp, 7001);
+    }
+    let mut x = 0x9e37_79b9u32;
+    for round in 0..625u32 {
+        let frames: Vec<Vec<u8>> = (0..32)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let src = std::net::Ipv4Addr::from(0xc612_0000 | (x & 0x1ffff));
+                let b = FrameBuilder::new(IpAddr::V4(src), ip("198.18.0.2"));
+                seg(&b, (x >> 17) as u16 | 1024, 80, x, x.rotate_left(9), ACK)
+            })
+            .collect();
+        let (a, _) = h.send(0, &frames);
+        assert!(a.iter().all(|a| *a == Action::Forward), "round {round}");
+        // The sessions keep working throughout.
+        let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+        let (a, _) = h.send(0, &[seg(&c, 1 + (round % 4) as u16, 7001, 11, 51, ACK)]);
+        assert_eq!(a, vec![Action::Forward], "round {round}");
+    }
+    assert!(
+        h.e.counters().flows_evicted > 15_000,
+        "{:?}",
+        h.e.counters().flows_evicted
+    );
+    assert_eq!(h.e.counters().table_full_events, 0);
+    for sp in 1..=4 {
+        assert_eq!(state_of(&h, sp), FlowState::Established);
+    }
+    // A new connection gets a slot.
+    h.handshake(9999, 7001);
+    assert_eq!(state_of(&h, 9999), FlowState::Established);
 }

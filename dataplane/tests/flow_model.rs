@@ -6,8 +6,12 @@
 //! step the shard must agree with the oracle: same flows under the same (stable) ids,
 //! same length, same emergency mode, capacity never exceeded; expiry removes exactly the
 //! flows idle past their timeout in the examined slots; eviction only ever takes a flow
-//! that is not established-and-alive, the least recently seen one when all candidates
-//! are visible (capacity ≤ `EVICT_WINDOW`), and `TableFull` only when none qualifies.
+//! that is not assured-and-alive, the lowest-ranked (closed, then unanswered pickups,
+//! then other unassured flows, then expired assured ones) and within a rank the least
+//! recently seen when all candidates are visible (capacity ≤ `EVICT_WINDOW`), and
+//! `TableFull` only when none qualifies. TCP tracking itself is tested in `flow::tcp`:
+//! here a segment the tracker refuses must change nothing, and the state, assured and
+//! pickup bits of the others are taken from the shard.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -59,17 +63,14 @@ fn packet(f: u8, reply: bool) -> PacketMeta {
     } else {
         ip_to_addr("2001:2::ffff".parse().unwrap())
     };
-    let (protocol, flags) = match f % 3 {
-        0 => (proto::UDP, 0),
-        1 => (
-            proto::TCP,
-            if reply {
-                tcp_flags::ACK
-            } else {
-                tcp_flags::SYN
-            },
-        ),
-        _ => (proto::TCP, tcp_flags::ACK),
+    // TCP segments a real connection could carry: SYN / SYN+ACK, or ACKs both ways
+    // (client at 100, server at 500).
+    let (protocol, flags, seq, ack) = match (f % 3, reply) {
+        (0, _) => (proto::UDP, 0, 0, 0),
+        (1, false) => (proto::TCP, tcp_flags::SYN, 100, 0),
+        (1, true) => (proto::TCP, tcp_flags::SYN | tcp_flags::ACK, 500, 101),
+        (_, false) => (proto::TCP, tcp_flags::ACK, 100, 500),
+        (_, true) => (proto::TCP, tcp_flags::ACK, 500, 100),
     };
     let m = PacketMeta {
         proto: protocol,
@@ -79,7 +80,9 @@ fn packet(f: u8, reply: bool) -> PacketMeta {
         src_port: 1000 + u16::from(f),
         dst_port: 443,
         tcp_flags: flags,
-        tcp_seq: 100,
+        tcp_seq: seq,
+        tcp_ack: ack,
+        tcp_window: 1000,
         ttl: 64,
         frame_len: 60 + u16::from(f),
         ..PacketMeta::default()
@@ -146,6 +149,23 @@ struct Expect {
     first_seen: u64,
     pkts: u64,
     proto: u8,
+    assured: bool,
+    midstream: bool,
+}
+
+impl Expect {
+    /// The shard's eviction order (lower first); `None`: protected.
+    fn evict_rank(&self, expired: bool) -> Option<u8> {
+        if matches!(self.state, FlowState::Closed | FlowState::TimeWait) {
+            Some(0)
+        } else if !self.assured {
+            Some(if self.midstream { 1 } else { 2 })
+        } else if expired {
+            Some(3)
+        } else {
+            None
+        }
+    }
 }
 
 struct Model {
@@ -182,6 +202,8 @@ impl Model {
             emergency_high_pct: high,
             emergency_low_pct: low,
             ticks_per_sec: 1,
+            tombstone_secs: 5,
+            hash_seeds: None,
         };
         assert_eq!(cfg.validate(), Ok(()));
         let cap = capacity as usize;
@@ -208,7 +230,13 @@ impl Model {
     }
 
     fn expired(&self, x: &Expect, limits: &Timeouts, now: u64) -> bool {
-        now.saturating_sub(x.last_seen) > limits.idle_limit(x.proto, x.state)
+        // Unanswered pickups live only as long as a handshake in progress.
+        let state = if x.midstream && !x.assured && x.state == FlowState::Established {
+            FlowState::SynSent
+        } else {
+            x.state
+        };
+        now.saturating_sub(x.last_seen) > limits.idle_limit(x.proto, state)
     }
 
     fn forget(&mut self, flow: u8) {
@@ -228,7 +256,7 @@ impl Model {
     fn packet(&mut self, flow: u8, reply: bool) {
         let m = packet(flow, reply);
         let (key, swapped) = FlowKey::from_meta(&m, true);
-        let hash = key.hash();
+        let hash = self.shard.hash(&key);
         let found = self.shard.lookup(&key, hash);
         assert_eq!(
             found,
@@ -236,18 +264,33 @@ impl Model {
             "lookup of {flow}"
         );
         if let Some(id) = found {
-            let dir = self.shard.update(id, swapped, &m, self.now);
+            let before = *self.shard.entry(id);
+            let t = self.shard.update(id, swapped, &m, self.now);
             let x = self.flows.get_mut(&flow).unwrap();
             let want = if reply == x.opener_reply {
                 Dir::Orig
             } else {
                 Dir::Reply
             };
-            assert_eq!(dir, want);
+            assert_eq!(t.dir, want);
+            if t.invalid.is_some() {
+                assert_eq!(
+                    *self.shard.entry(id),
+                    before,
+                    "a refused segment changed the flow"
+                );
+                return;
+            }
             x.last_seen = self.now;
             x.pkts += 1;
-            if x.proto == proto::UDP && dir == Dir::Reply {
+            if x.proto == proto::UDP && t.dir == Dir::Reply {
                 x.state = FlowState::Established;
+            }
+            let e = self.shard.entry(id);
+            if x.proto == proto::TCP {
+                x.state = e.state();
+                x.assured = e.is_assured();
+                x.midstream = e.is_midstream();
             }
             return;
         }
@@ -265,15 +308,19 @@ impl Model {
             first_seen: now,
             pkts: 1,
             proto: m.proto,
+            assured: false,
+            midstream: m.proto == proto::TCP && state == FlowState::Established,
         };
         let full = self.flows.len() == self.capacity as usize;
-        let evictable: Vec<(u8, Expect)> = self
+        let evictable: Vec<(u8, Expect, u8)> = self
             .flows
             .iter()
-            .filter(|(_, x)| {
-                x.state != FlowState::Established || self.expired(x, self.limits(), now)
+            .filter_map(|(&f, &x)| {
+                let assured =
+                    x.assured || (x.proto != proto::TCP && x.state == FlowState::Established);
+                let x2 = Expect { assured, ..x };
+                Some((f, x, x2.evict_rank(self.expired(&x, self.limits(), now))?))
             })
-            .map(|(&f, &x)| (f, x))
             .collect();
         let mut evicted = Vec::new();
         let r = self
@@ -284,19 +331,23 @@ impl Model {
                 if full {
                     assert_eq!(evicted.len(), 1, "a full table evicts exactly one flow");
                     let gone = flow_of(&evicted[0]);
-                    let x = evictable
+                    let (x, rank) = evictable
                         .iter()
-                        .find(|(f, _)| *f == gone)
-                        .map(|(_, x)| *x)
+                        .find(|(f, _, _)| *f == gone)
+                        .map(|(_, x, r)| (*x, *r))
                         .unwrap_or_else(|| panic!("evicted flow {gone} was protected"));
                     if self.capacity <= EVICT_WINDOW {
-                        let oldest = evictable.iter().map(|(_, x)| x.last_seen).min();
-                        assert_eq!(Some(x.last_seen), oldest, "not the least recently seen");
+                        let first = evictable.iter().map(|(_, x, r)| (*r, x.last_seen)).min();
+                        assert_eq!(
+                            Some((rank, x.last_seen)),
+                            first,
+                            "not the lowest-ranked least recently seen"
+                        );
                     }
                     assert_eq!(evicted[0].last_seen(), x.last_seen);
                     let k = evicted[0].key();
                     assert_eq!(
-                        self.shard.lookup(k, k.hash()),
+                        self.shard.lookup(k, self.shard.hash(k)),
                         None,
                         "evicted flow still found"
                     );
@@ -411,7 +462,11 @@ impl Model {
         for (&f, x) in &self.flows {
             let m = packet(f, x.opener_reply);
             let (key, swapped) = FlowKey::from_meta(&m, true);
-            assert_eq!(self.shard.lookup(&key, key.hash()), Some(x.id), "flow {f}");
+            assert_eq!(
+                self.shard.lookup(&key, self.shard.hash(&key)),
+                Some(x.id),
+                "flow {f}"
+            );
             let e = self.shard.entry(x.id);
             assert_eq!(e.key(), &key);
             assert_eq!(e.opener_tuple(), Tuple::of(&m));
@@ -505,10 +560,15 @@ proptest! {
 #[test]
 fn syn_flood_keeps_established_flows() {
     let mut model = Model::new(6, 95, 80);
-    // Two established TCP (midstream ACK) flows, four half-open ones (SYN).
+    // Two established TCP flows (pickups both sides answered), four half-open (SYN).
     for f in [2u8, 5, 1, 4, 7, 10] {
         model.now += 1;
         model.packet(f, false);
+    }
+    for f in [2u8, 5] {
+        model.now += 1;
+        model.packet(f, true);
+        assert!(model.flows[&f].assured);
     }
     model.check();
     // A flood of new SYN flows only ever replaces half-open ones.

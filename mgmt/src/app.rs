@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use dataplane::flow::EndReason;
+use dataplane::flow::{EndReason, TcpInvalid};
 use dataplane::policy::NO_RULE;
 use dataplane::worker::counters::DropReason;
 use dataplane::worker::{Event, Reply, WorkerCounters};
@@ -27,6 +27,7 @@ use crate::logs::{alert_record, write_netflow, Envelope, LineWriter, NetflowTime
 use crate::metrics::Families;
 use crate::ops::OpsManager;
 use crate::policy_mgr::PolicyManager;
+use crate::resources::{PolicyHost, ResourceManager};
 use crate::sigv4::{self, Credentials, KeyStore};
 
 /// Port names by the workers' port index (`pair * 2 + side`).
@@ -44,6 +45,8 @@ pub struct App {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub policy: PolicyManager,
+    /// The AWS resources (firewall, policies, rule groups, logging, tags).
+    pub resources: ResourceManager,
     pub ops: Arc<OpsManager>,
     pub clock: Clock,
     pub audit: Audit,
@@ -65,6 +68,7 @@ pub struct AppParts {
     pub cfg: Config,
     pub control: Arc<Control>,
     pub policy: PolicyManager,
+    pub resources: ResourceManager,
     pub clock: Clock,
     pub ports: PortNames,
     pub port_stats: Box<dyn Fn() -> Vec<(String, [u64; 8])> + Send + Sync>,
@@ -114,6 +118,7 @@ impl App {
         Ok(Arc::new(App {
             control: p.control,
             policy: p.policy,
+            resources: p.resources,
             ops,
             clock: p.clock,
             audit,
@@ -133,6 +138,7 @@ impl App {
     /// Re-reads the policy files (API, CLI and SIGHUP).
     pub fn reload_policy(&self, caller: &str, source: Option<SocketAddr>) -> Result<Value, String> {
         let res = self.policy.reload(&self.control);
+        self.resources.after_reload(res.is_ok());
         let src = source.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         match &res {
             Ok(p) => {
@@ -185,6 +191,12 @@ impl App {
             t.midstream_continued += v.midstream_continued;
             t.midstream_rejected += v.midstream_rejected;
             t.rsts_sent += v.rsts_sent;
+            t.rsts_rate_limited += v.rsts_rate_limited;
+            t.reject_silenced += v.reject_silenced;
+            t.hash_long_probes += v.hash_long_probes;
+            for (a, b) in t.tcp_invalid.iter_mut().zip(v.tcp_invalid.iter()) {
+                *a += b;
+            }
             t.malformed += v.malformed;
             t.non_ip += v.non_ip;
             t.events_dropped += v.events_dropped;
@@ -246,6 +258,12 @@ impl App {
                       "table_full": t.table_full_events},
             "midstream": {"dropped": t.midstream_dropped, "continued": t.midstream_continued,
                           "rejected": t.midstream_rejected, "rsts_sent": t.rsts_sent},
+            "reject": {"rsts_sent": t.rsts_sent, "rsts_rate_limited": t.rsts_rate_limited,
+                       "silenced": t.reject_silenced},
+            "tcp_invalid": TcpInvalid::ALL.iter()
+                .map(|r| (r.as_str().to_string(), json!(t.tcp_invalid[*r as usize])))
+                .collect::<serde_json::Map<String, Value>>(),
+            "flow_hash_long_probes": t.hash_long_probes,
             "malformed": t.malformed, "non_ip": t.non_ip, "events_dropped": t.events_dropped,
             "ports": ports,
             "workers": workers,
@@ -377,6 +395,32 @@ impl App {
                 "TCP resets generated",
                 &wl,
                 c.rsts_sent as f64,
+            );
+            f.counter(
+                "flowgate_rsts_rate_limited_total",
+                "TCP resets not generated because the worker's RST budget was spent",
+                &wl,
+                c.rsts_rate_limited as f64,
+            );
+            f.counter(
+                "flowgate_reject_silenced_total",
+                "Packets of rejected flows dropped without another RST (tombstones)",
+                &wl,
+                c.reject_silenced as f64,
+            );
+            for r in TcpInvalid::ALL {
+                f.counter(
+                    "flowgate_tcp_invalid_total",
+                    "TCP segments that did not count (out of window, inexact RST, ...) by reason",
+                    &[("worker", ws.as_str()), ("reason", r.as_str())],
+                    c.tcp_invalid[r as usize] as f64,
+                );
+            }
+            f.counter(
+                "flowgate_flow_hash_long_probes_total",
+                "Flow index placements two or more buckets from home, or refused at the bound",
+                &wl,
+                c.hash_long_probes as f64,
             );
             for (e, engine) in ["stateless", "stateful"].iter().enumerate() {
                 for (a, action) in ["pass", "drop", "reject", "alert"].iter().enumerate() {
@@ -657,13 +701,17 @@ impl App {
         }
         if let Some(protocol) = Protocol::of_path(&req.path) {
             return match self.authenticate(req, protocol) {
-                Ok(caller) => crate::aws_api::handle(
+                Ok(caller) => crate::aws_api::handle_with(
                     &self.ops,
                     &self.cfg,
                     req,
                     &caller,
                     &self.audit,
                     protocol,
+                    Some(crate::aws_api::Resources {
+                        mgr: &self.resources,
+                        host: self,
+                    }),
                 ),
                 Err(r) => r,
             };
@@ -795,6 +843,14 @@ impl App {
         self.log_queue.close();
         let _ = writer.join();
         self.flush_logs();
+    }
+}
+
+/// The resource actions switch the running policy through the same path as a reload.
+impl PolicyHost for App {
+    fn apply_policy_file(&self, path: &std::path::Path, caller: &str) -> Result<(), String> {
+        self.policy.set_path(path);
+        self.reload_policy(caller, None).map(|_| ())
     }
 }
 

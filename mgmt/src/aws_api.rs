@@ -8,6 +8,9 @@
 //!   model). The body is decoded into the same JSON value ([`crate::cbor`]), so validation
 //!   and results are identical; timestamps go back as CBOR epoch-time tags.
 //!
+//! The resource actions (firewall, policies, rule groups, logging, tags) are served by
+//! [`crate::resources::actions`] through [`handle_with`].
+//!
 //! Authentication happened before [`handle`] is called.
 //!
 //! Choices where the service is silent or single-appliance differs (see `docs/api.md`):
@@ -30,6 +33,7 @@ use crate::cbor;
 use crate::config::Config;
 use crate::http::server::{Request, Response};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
+use crate::resources::{PolicyHost, ResourceManager};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -37,7 +41,7 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const CBOR_PATH_PREFIX: &str = "/service/NetworkFirewall_20201112/operation/";
 pub const CBOR_CONTENT_TYPE: &str = "application/cbor";
 /// Response members that are timestamps (CBOR carries them as epoch-time tags).
-const TIMESTAMP_MEMBERS: &[&str] = &["FlowRequestTimestamp"];
+const TIMESTAMP_MEMBERS: &[&str] = &["FlowRequestTimestamp", "LastModifiedTime"];
 
 /// The wire protocol a request came in on; its response and errors go back in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +134,15 @@ impl From<OpsError> for ApiError {
     }
 }
 
-/// One AWS API request (either protocol). Start actions and every refused call are audited.
+/// The resource actions' view of the appliance ([`crate::resources`]).
+#[derive(Clone, Copy)]
+pub struct Resources<'a> {
+    pub mgr: &'a ResourceManager,
+    pub host: &'a dyn PolicyHost,
+}
+
+/// One AWS API request (either protocol), flow operations only (resource actions answer
+/// `UnknownOperationException`): see [`handle_with`].
 pub fn handle(
     ops: &OpsManager,
     cfg: &Config,
@@ -139,14 +151,29 @@ pub fn handle(
     audit: &Audit,
     protocol: Protocol,
 ) -> Response {
+    handle_with(ops, cfg, req, caller, audit, protocol, None)
+}
+
+/// One AWS API request (either protocol). Actions that change something and every refused
+/// call are audited.
+pub fn handle_with(
+    ops: &OpsManager,
+    cfg: &Config,
+    req: &Request,
+    caller: &str,
+    audit: &Audit,
+    protocol: Protocol,
+    resources: Option<Resources<'_>>,
+) -> Response {
     let action = action_name(req, protocol);
-    let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush");
+    let mutating = matches!(action, "StartFlowCapture" | "StartFlowFlush")
+        || crate::resources::actions::is_mutating(action);
     let audit_action = match (action.is_empty(), protocol) {
         (false, _) => action,
         (true, Protocol::Json) => "(no X-Amz-Target)",
         (true, Protocol::Cbor) => "(no operation in path)",
     };
-    match dispatch(ops, cfg, req, caller, protocol) {
+    match dispatch(ops, cfg, req, caller, protocol, resources) {
         Ok((body, created)) => {
             if mutating {
                 audit.record(
@@ -199,6 +226,7 @@ fn dispatch(
     req: &Request,
     caller: &str,
     protocol: Protocol,
+    resources: Option<Resources<'_>>,
 ) -> Result<(Value, Option<String>), ApiError> {
     let action = action_of(req, protocol).map_err(|raw| {
         unknown(match protocol {
@@ -211,14 +239,18 @@ fn dispatch(
             }
         })
     })?;
-    if !matches!(
-        action,
-        "StartFlowCapture"
-            | "StartFlowFlush"
-            | "DescribeFlowOperation"
-            | "ListFlowOperations"
-            | "ListFlowOperationResults"
-    ) {
+    let resource_action =
+        resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
+    if resource_action.is_none()
+        && !matches!(
+            action,
+            "StartFlowCapture"
+                | "StartFlowFlush"
+                | "DescribeFlowOperation"
+                | "ListFlowOperations"
+                | "ListFlowOperationResults"
+        )
+    {
         return Err(unknown(format!("unknown operation '{action}'")));
     }
     if req.method != "POST" {
@@ -234,6 +266,12 @@ fn dispatch(
         Protocol::Cbor => cbor::decode(&req.body)
             .map_err(|e| ApiError::serialization(format!("request body is not valid CBOR: {e}")))?,
     };
+    if !body.is_object() {
+        return Err(ApiError::serialization("request body must be an object"));
+    }
+    if let Some(r) = resource_action {
+        return crate::resources::actions::dispatch(r.mgr, r.host, action, &body, caller);
+    }
     let obj = Fields::root(
         body.as_object()
             .ok_or_else(|| ApiError::serialization("request body must be an object"))?,

@@ -66,6 +66,9 @@ pub struct Appliance {
     pub zone_id: Option<String>,
     /// Operation history, audit log and other durable state live here.
     pub state_dir: PathBuf,
+    /// The firewall's description (AWS `Description`, up to 512 characters).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +251,19 @@ pub struct Dataplane {
     pub malformed_action: FrameAction,
     /// Non-IP frames (ARP, LLDP, …): passed by default so the wire keeps working.
     pub non_ip_action: FrameAction,
+    /// Forward TCP segments outside their flow's window (counted in
+    /// `flowgate_tcp_invalid_total`, still without effect on the flow) instead of
+    /// dropping them, like Linux's `nf_conntrack_tcp_be_liberal`.
+    pub tcp_liberal: bool,
+    /// Where the RSTs of a rejected midstream packet go: `both` ends, or the `sender`
+    /// only (what AWS Network Firewall does).
+    pub reject_rst: RejectRst,
+    /// RSTs each worker may generate per second (0: unlimited) …
+    pub reject_rsts_per_sec: u32,
+    /// … and the burst it may bank.
+    pub reject_rst_burst: u32,
+    /// How long a rejected flow's tombstone keeps its later packets from drawing RSTs.
+    pub reject_tombstone_secs: u32,
 }
 
 impl Default for Dataplane {
@@ -255,23 +271,52 @@ impl Default for Dataplane {
         Dataplane {
             malformed_action: FrameAction::Drop,
             non_ip_action: FrameAction::Pass,
+            tcp_liberal: false,
+            reject_rst: RejectRst::Both,
+            reject_rsts_per_sec: 1000,
+            reject_rst_burst: 100,
+            reject_tombstone_secs: 5,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectRst {
+    /// Back to the rejected packet's sender only.
+    Sender,
+    /// To the sender and onward to the receiver.
+    Both,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRef {
-    /// The policy file (TOML), relative to this config file.
+    /// The policy file, relative to this config file: TOML, or AWS-shaped `.json` / `.yaml` /
+    /// `.yml` (API shapes or a CloudFormation template).
     pub file: PathBuf,
     /// Rules (stateful plus stateless) a policy may have; a bigger one is refused at
     /// start and on reload. Bounds the memory and time a compile takes.
     #[serde(default = "default_max_rules")]
     pub max_rules: usize,
+    /// Which source is authoritative (see `mgmt::resources`).
+    #[serde(default)]
+    pub source: PolicySource,
 }
 
 fn default_max_rules() -> usize {
     crate::policy_mgr::DEFAULT_MAX_RULES
+}
+
+/// Who owns the running policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// The policy file runs; the API cannot change it.
+    #[default]
+    File,
+    /// The API owns the policy once one is associated; the file seeds it.
+    Api,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -504,6 +549,16 @@ impl Config {
         }
         if ft.expiry_slots_per_poll == 0 {
             return Err(self.err("flow_table.expiry_slots_per_poll", "must be > 0"));
+        }
+        let dp = &self.dataplane;
+        if !(1..=3600).contains(&dp.reject_tombstone_secs) {
+            return Err(self.err(
+                "dataplane.reject_tombstone_secs",
+                "must be 1..=3600 seconds",
+            ));
+        }
+        if dp.reject_rst_burst == 0 {
+            return Err(self.err("dataplane.reject_rst_burst", "must be > 0"));
         }
         let m = &self.mgmt;
         m.listen.parse::<SocketAddr>().map_err(|e| {

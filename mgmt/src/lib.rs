@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod native_api;
 pub mod ops;
 pub mod policy_mgr;
+pub mod resources;
 pub mod sigv4;

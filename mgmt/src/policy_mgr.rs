@@ -31,7 +31,8 @@ use crate::control::Control;
 type EpochHits = (u32, Box<[u64]>);
 
 pub struct PolicyManager {
-    path: PathBuf,
+    /// The policy file reloads read (switched by the API under `policy.source = "api"`).
+    path: Mutex<PathBuf>,
     /// Stateful plus stateless rules a policy may have (`policy.max_rules`).
     max_rules: usize,
     /// Held for the whole of a reload (compile, swap, snapshot): one reload at a time.
@@ -184,7 +185,7 @@ impl PolicyManager {
             }
         };
         Ok(PolicyManager {
-            path: path.to_path_buf(),
+            path: Mutex::new(path.to_path_buf()),
             max_rules,
             reload_lock: Mutex::new(()),
             deliver_wait: Duration::from_secs(2),
@@ -199,8 +200,13 @@ impl PolicyManager {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the policy from `path` from the next reload on.
+    pub fn set_path(&self, path: &Path) {
+        *self.path.lock().unwrap_or_else(|e| e.into_inner()) = path.to_path_buf();
     }
 
     pub fn current(&self) -> Arc<CompiledPolicy> {
@@ -238,8 +244,9 @@ impl PolicyManager {
     /// for it (reloads are rare and short; waiting keeps "the last one issued wins").
     pub fn reload(&self, control: &Control) -> Result<Arc<CompiledPolicy>, String> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.path();
         let (mut compiled, sources) =
-            compile_recording(&self.path, 0, self.max_rules).map_err(|e| self.fail(e))?;
+            compile_recording(&path, 0, self.max_rules).map_err(|e| self.fail(e))?;
         // The epoch is taken only now, under the reload lock, so epochs grow in the order
         // policies go into force; an epoch handed to workers is never reused, even when
         // the swap is rolled back.
@@ -260,7 +267,7 @@ impl PolicyManager {
             }
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&compiled);
-        keep_snapshot(self.snapshot.as_deref(), &self.path, sources);
+        keep_snapshot(self.snapshot.as_deref(), &path, sources);
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(compiled)

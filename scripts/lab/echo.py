@@ -45,8 +45,8 @@ def server(ports):
 
 
 def status(path, text):
-    # Other processes poll this file: write a temporary file and rename it over, so a reader
-    # never sees it truncated or half-written.
+    """Replaces the status file atomically (temporary file, then rename): a reader never
+    sees it empty or half-written."""
     if path:
         tmp = f"{path}.tmp.{os.getpid()}"
         with open(tmp, "w") as f:

@@ -26,7 +26,8 @@ progressing "$W/a" || fail "long-lived session did not start"
 
 log "bad policy reload is refused, running policy stays"
 cp "$POL/lab.rules" "$W/lab.rules.good"
-printf 'pass tcp any any -> $HOME_NET 7003 (msg:"x"; sid:1;)\ndrop tcp any any -> any 22 (msg:"broken" sid:2;)\n' >"$POL/lab.rules"
+printf 'pass tcp any any -> $HOME_NET 7003 (msg:"x"; sid:1;)\ndrop tcp any any -> any 22 (msg:"broken" sid:2;)\n' >"$POL/lab.rules.tmp"
+mv -f "$POL/lab.rules.tmp" "$POL/lab.rules"   # the appliance reads it: never half-written
 set +e
 out="$("$FLOWGATECTL" policy reload 2>&1)"; rc=$?
 set -e
@@ -40,13 +41,13 @@ ip netns exec "$CLIENT_NS" python3 "$ECHO" probe "$SERVER_IP4" 7003 --timeout 3 
 grep -q 'flowgate_policy_reloads_total{result="failed"} 1' <<<"$(curl -fsS "$FLOWGATE_METRICS")" || fail "failed reload not counted"
 
 log "reload denying the open connection: it keeps working, new ones are refused"
-cp "$POL/policies/lab-deny-7001.rules" "$POL/lab.rules"
+cp "$POL/policies/lab-deny-7001.rules" "$POL/lab.rules.tmp" && mv -f "$POL/lab.rules.tmp" "$POL/lab.rules"
 "$FLOWGATECTL" policy reload >/dev/null || fail "good reload refused"
 progressing "$W/a" || fail "open session cut by the reload"
 if ip netns exec "$CLIENT_NS" python3 "$ECHO" probe "$SERVER_IP4" 7001 --timeout 2; then fail "new 7001 connection allowed"; fi
 
 log "restart (flow table lost): the next send is midstream and gets reset"
-cp "$W/lab.rules.good" "$POL/lab.rules"
+cp "$W/lab.rules.good" "$POL/lab.rules.tmp" && mv -f "$POL/lab.rules.tmp" "$POL/lab.rules"
 "$LAB" restart
 for _ in $(seq 1 80); do kill -0 "$CLIENT" 2>/dev/null || break; sleep 0.1; done
 st="$(cat "$W/a")"

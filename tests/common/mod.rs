@@ -2,6 +2,8 @@
 //! through the real DPDK path (one EAL per process, so every test spawns the binary).
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

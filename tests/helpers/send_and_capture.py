@@ -28,13 +28,17 @@ from send_frames import frames  # noqa: E402
 
 
 def write_pcap(path, captured):
-    with open(path, "wb") as f:
+    """Writes the capture to a temporary file renamed into place: the test reading it
+    never sees a partial file."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
         # Classic pcap, microseconds, little-endian, Ethernet.
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for ts, frame in captured:
             sec = int(ts)
             f.write(struct.pack("<IIII", sec, int((ts - sec) * 1e6), len(frame), len(frame)))
             f.write(frame)
+    os.replace(tmp, path)
 
 
 def main(args):

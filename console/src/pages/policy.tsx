@@ -40,7 +40,7 @@ export function PolicyPage({ session }: PageProps) {
                 ["Policy epoch", String(policy.epoch)],
                 ["Rule order", policy.ruleOrder],
                 ["TCP idle timeout", policy.tcpIdleTimeoutSeconds ? `${policy.tcpIdleTimeoutSeconds} s` : "default"],
-                ["Stateless default action", policy.statelessDefault || "—"],
+                ["Stateful rules", String(policy.rules.length)],
               ]}
             />
             <p class="muted small">{policy.summary}</p>

@@ -9,7 +9,7 @@ use dataplane::flow::{ShardConfig, TimeoutsSecs};
 use dataplane::gen::{Family, Generator, Kind, Size, Spec};
 use dataplane::policy::{load_policy, CompiledPolicy};
 use dataplane::worker::engine::{EngineConfig, RstBuf, WorkerRings};
-use dataplane::worker::{Action, Engine, MAX_BURST};
+use dataplane::worker::{Action, Engine, RejectRst, MAX_BURST};
 
 pub const HZ: u64 = 1_000_000_000;
 pub const BURST: usize = 32;
@@ -70,6 +70,8 @@ pub fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
                 emergency_high_pct: 95,
                 emergency_low_pct: 80,
                 ticks_per_sec: HZ,
+                tombstone_secs: 5,
+                hash_seeds: None,
             },
             vlan_zone: true,
             pass_malformed: false,
@@ -78,6 +80,10 @@ pub fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
             expiry_slots_per_poll: 64,
             scan_budget_ns: 1_000,
             ticks_per_sec: HZ,
+            tcp_liberal: false,
+            reject_rst: RejectRst::Both,
+            rst_rate_per_sec: 1000,
+            rst_burst: 64,
         },
         Arc::clone(policy),
         hits,

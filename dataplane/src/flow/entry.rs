@@ -15,6 +15,14 @@ pub(super) mod flag {
     pub const MIDSTREAM: u8 = 1 << 2;
     /// An alert was already logged for this flow.
     pub const ALERTED: u8 = 1 << 3;
+    /// Assured (conntrack's term): a TCP flow whose handshake completed, or a pickup
+    /// both sides answered in window. Evicted last.
+    pub const ASSURED: u8 = 1 << 4;
+    /// A reject tombstone: the flow was refused with a RST; its packets are dropped
+    /// silently until the tombstone expires.
+    pub const TOMBSTONE: u8 = 1 << 5;
+    /// The RST(s) of a rejected flow were sent; later packets draw none.
+    pub const RST_SENT: u8 = 1 << 6;
 }
 
 /// `FlowEntry::tcp` bits, per direction (`<< dir`).
@@ -238,6 +246,35 @@ impl FlowEntry {
     #[inline]
     pub fn is_midstream(&self) -> bool {
         self.flags & flag::MIDSTREAM != 0
+    }
+
+    /// True for a TCP flow whose handshake completed (or a pickup both sides answered in
+    /// window); for other protocols, once both directions were seen.
+    #[inline]
+    pub fn is_assured(&self) -> bool {
+        if self.key.proto() == crate::packet::proto::TCP {
+            self.flags & flag::ASSURED != 0
+        } else {
+            self.state == FlowState::Established
+        }
+    }
+
+    /// True for a reject tombstone (see [`crate::flow::FlowShard::insert_tombstone`]).
+    #[inline]
+    pub fn is_tombstone(&self) -> bool {
+        self.flags & flag::TOMBSTONE != 0
+    }
+
+    /// True once the flow's reject RSTs were sent.
+    #[inline]
+    pub fn rst_sent(&self) -> bool {
+        self.flags & flag::RST_SENT != 0
+    }
+
+    /// Records that the flow's reject RSTs were sent (to send them once).
+    #[inline]
+    pub fn set_rst_sent(&mut self) {
+        self.flags |= flag::RST_SENT;
     }
 
     /// True once [`FlowEntry::set_alerted`] was called.

@@ -6,12 +6,19 @@
 //! stops at the first bucket with `overflow == 0`, and removal needs no tombstones (it
 //! decrements the counts along the removed entry's probe path). The bucket array is
 //! sized for a load factor of at most 1/2 at full slab capacity, so almost every key
-//! lives in its home bucket and insertion always finds room.
+//! lives in its home bucket. Probing is bounded: a key is placed at most
+//! [`MAX_PROBE`] buckets past its home or refused (with the keyed hash this needs an
+//! astronomically unlucky table, never a crafted one), so no lookup reads more than
+//! `MAX_PROBE + 1` buckets; the shard counts placements [`LONG_PROBE`] or more away.
 
 /// Pairs per bucket (7 × 8 bytes + overflow + padding = one cache line).
 const SLOTS: usize = 7;
 /// Slab index of an empty slot.
 const NO_ID: u32 = u32::MAX;
+/// The furthest (in buckets) a key may be placed from its home bucket.
+pub(super) const MAX_PROBE: usize = 16;
+/// A placement this many buckets from home (or more) is counted as a long probe.
+pub(super) const LONG_PROBE: usize = 2;
 
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
@@ -114,7 +121,7 @@ impl BucketIndex {
     pub(super) fn find(&self, hash: u64, mut is_match: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         let mut b = self.home(hash);
-        for _ in 0..self.buckets.len() {
+        for _ in 0..=MAX_PROBE.min(self.mask) {
             let bucket = self.buckets.get(b)?;
             // Branch-free tag compare over the bucket (vectorises), then visit the hits.
             let mut hits = bucket
@@ -147,33 +154,31 @@ impl BucketIndex {
             .flat_map(|b| b.ids.iter().copied().filter(|&id| id != NO_ID))
     }
 
-    /// Adds `id` under `hash`. False only if every bucket is full, which the sizing rules
-    /// out while the slab holds at most the `entries` given to [`BucketIndex::new`].
-    pub(super) fn insert(&mut self, hash: u64, id: u32) -> bool {
+    /// Adds `id` under `hash`; returns how many buckets past its home it went, or `None`
+    /// when the home bucket and the [`MAX_PROBE`] after it are full.
+    pub(super) fn insert(&mut self, hash: u64, id: u32) -> Option<usize> {
         let home = self.home(hash);
         let mut b = home;
-        for distance in 0..self.buckets.len() {
-            let Some(bucket) = self.buckets.get_mut(b) else {
-                return false;
-            };
+        for distance in 0..=MAX_PROBE.min(self.mask) {
+            let bucket = self.buckets.get_mut(b)?;
             if let Some(s) = bucket.ids.iter().position(|&i| i == NO_ID) {
                 if let (Some(t), Some(i)) = (bucket.tags.get_mut(s), bucket.ids.get_mut(s)) {
                     *t = tag_of(hash);
                     *i = id;
                 }
                 self.adjust_overflow(home, distance, true);
-                return true;
+                return Some(distance);
             }
             b = self.next(b);
         }
-        false
+        None
     }
 
     /// Removes `id` stored under `hash`; false if it is not there.
     pub(super) fn remove(&mut self, hash: u64, id: u32) -> bool {
         let home = self.home(hash);
         let mut b = home;
-        for distance in 0..self.buckets.len() {
+        for distance in 0..=MAX_PROBE.min(self.mask) {
             let Some(bucket) = self.buckets.get_mut(b) else {
                 return false;
             };
@@ -248,7 +253,7 @@ mod tests {
         assert_eq!(ix.buckets(), 4);
         let hash = |i: u32| (u64::from(i) << 32) | 4; // home bucket 0, distinct tags
         for i in 0..20 {
-            assert!(ix.insert(hash(i), i));
+            assert_eq!(ix.insert(hash(i), i), Some(i as usize / SLOTS));
         }
         for i in 0..20 {
             assert_eq!(ix.find(hash(i), |id| id == i), Some(i));
@@ -273,9 +278,9 @@ mod tests {
     fn full_index_refuses_and_stays_consistent() {
         let mut ix = BucketIndex::new(1); // 1 bucket, 7 slots
         for i in 0..7 {
-            assert!(ix.insert(u64::from(i) << 32, i));
+            assert_eq!(ix.insert(u64::from(i) << 32, i), Some(0));
         }
-        assert!(!ix.insert(99 << 32, 99));
+        assert_eq!(ix.insert(99 << 32, 99), None);
         assert_eq!(ix.find(99 << 32, |_| true), None);
         assert_eq!(ix.home_ids(0).count(), 7);
         ix.clear();
@@ -287,7 +292,7 @@ mod tests {
     fn clear_range_empties_in_slices() {
         let mut ix = BucketIndex::new(100);
         for i in 0..50u32 {
-            assert!(ix.insert(u64::from(i) * 0x9e37_79b9_7f4a_7c15, i));
+            assert!(ix.insert(u64::from(i) * 0x9e37_79b9_7f4a_7c15, i).is_some());
         }
         let mut at = 0;
         while at < ix.buckets() {
@@ -301,11 +306,28 @@ mod tests {
     #[test]
     fn tag_collisions_are_resolved_by_the_matcher() {
         let mut ix = BucketIndex::new(100);
-        assert!(ix.insert(42, 1));
-        assert!(ix.insert(42, 2));
+        assert_eq!(ix.insert(42, 1), Some(0));
+        assert_eq!(ix.insert(42, 2), Some(0));
         assert_eq!(ix.find(42, |id| id == 2), Some(2));
         assert_eq!(ix.find(42, |id| id == 3), None);
         // Same tag, other bucket: not found.
         assert_eq!(ix.find(43, |_| true), None);
+    }
+
+    #[test]
+    fn probing_is_bounded() {
+        // Everything hashes to bucket 0 of a large index: it fills MAX_PROBE + 1 buckets,
+        // then refuses, and lookups of absent keys stop there.
+        let mut ix = BucketIndex::new(10_000);
+        let hash = |i: u32| u64::from(i) << 32;
+        let fits = (MAX_PROBE + 1) * SLOTS;
+        for i in 0..fits as u32 {
+            assert_eq!(ix.insert(hash(i), i), Some(i as usize / SLOTS));
+        }
+        assert_eq!(ix.insert(hash(fits as u32), 99_999), None);
+        assert_eq!(ix.find(hash(fits as u32), |_| true), None);
+        let last = fits as u32 - 1;
+        assert_eq!(ix.find(hash(last), |id| id == last), Some(last));
+        assert!(ix.remove(hash(last), last));
     }
 }

@@ -23,6 +23,69 @@ pub struct FlowKey {
     proto: u8,
 }
 
+/// The keyed hash that places flows in a shard's index: `ahash` under a secret key drawn
+/// from the OS's randomness when the shard is built, so nobody can precompute tuples that
+/// pile into one bucket (the fixed [`FlowKey::fingerprint`] could be attacked that way).
+/// It hashes the canonical key, so both directions of a flow hash alike. The queue
+/// spreading of the NICs keeps its own symmetric RSS key: this one never leaves the worker.
+#[derive(Clone)]
+pub struct FlowHasher(ahash::RandomState);
+
+impl FlowHasher {
+    /// A hasher with a fixed key (tests, benchmarks, reproducible runs).
+    pub fn with_seeds(seeds: [u64; 4]) -> FlowHasher {
+        let [a, b, c, d] = seeds;
+        FlowHasher(ahash::RandomState::with_seeds(a, b, c, d))
+    }
+
+    /// A hasher with a fresh random key from the OS (`/dev/urandom`; if that cannot be
+    /// read, std's per-process random SipHash keys, themselves from the OS).
+    pub fn from_os() -> FlowHasher {
+        FlowHasher::with_seeds(os_seeds())
+    }
+
+    /// The 64-bit hash of `key`: the bucket comes from its low bits, the tag from the high.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        use core::hash::{BuildHasher, Hasher};
+        let mut h = self.0.build_hasher();
+        h.write_u128(key.addr_a);
+        h.write_u128(key.addr_b);
+        h.write_u64(key.small());
+        h.finish()
+    }
+}
+
+impl core::fmt::Debug for FlowHasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FlowHasher(<secret key>)")
+    }
+}
+
+/// Four random words from the OS.
+fn os_seeds() -> [u64; 4] {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    let mut seeds = [0u64; 4];
+    for (i, s) in seeds.iter_mut().enumerate() {
+        *s = match read {
+            Ok(()) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(w)
+            }
+            Err(_) => {
+                use core::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(i);
+                h.finish()
+            }
+        };
+    }
+    seeds
+}
+
 /// How an ICMP message takes part in a flow key.
 enum IcmpKind {
     /// Query or response of a request/response pair: keyed by `(id, request type)`.
@@ -116,17 +179,24 @@ impl FlowKey {
         (key, swapped)
     }
 
-    /// A fast, well-distributed, deterministic 64-bit hash (the same in every run and on
-    /// every worker). The shard takes the bucket from the low bits and a tag from the high.
+    /// A fast, deterministic 64-bit fingerprint (the same in every run and on every
+    /// worker): it names flows in logs and results (flow ids). It is public knowledge, so
+    /// it never places flows in the table: [`FlowHasher`] does, with a secret key.
     #[inline]
-    pub fn hash(&self) -> u64 {
-        let small = u64::from(self.port_a)
-            | u64::from(self.port_b) << 16
-            | u64::from(self.vlan) << 32
-            | u64::from(self.proto) << 48;
+    pub fn fingerprint(&self) -> u64 {
+        let small = self.small();
         let a = fold_mul(self.addr_a as u64 ^ K0, (self.addr_a >> 64) as u64 ^ K1);
         let b = fold_mul(self.addr_b as u64 ^ K2, (self.addr_b >> 64) as u64 ^ K3);
         fold_mul(a ^ small.rotate_left(23), b ^ K4)
+    }
+
+    /// The fields after the addresses, packed in one word (for hashing).
+    #[inline]
+    fn small(&self) -> u64 {
+        u64::from(self.port_a)
+            | u64::from(self.port_b) << 16
+            | u64::from(self.vlan) << 32
+            | u64::from(self.proto) << 48
     }
 
     /// The flow's 5-tuple in the direction whose source is the second endpoint when
@@ -171,7 +241,7 @@ impl FlowKey {
 mod tests {
     use super::*;
     use crate::packet::{ip_to_addr, v4_to_addr};
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     fn meta(proto: u8, src: Addr, sport: u16, dst: Addr, dport: u16) -> PacketMeta {
         PacketMeta {
@@ -231,7 +301,7 @@ mod tests {
             let (k1, s1) = FlowKey::from_meta(&m, true);
             let (k2, s2) = FlowKey::from_meta(&reply_of(&m), true);
             assert_eq!(k1, k2, "{m:?}");
-            assert_eq!(k1.hash(), k2.hash());
+            assert_eq!(k1.fingerprint(), k2.fingerprint());
             assert_ne!(s1, s2, "{m:?}");
             assert_eq!(k1.tuple(s1), Tuple::of(&m));
             assert_eq!(k1.tuple(s2), Tuple::of(&reply_of(&m)));
@@ -276,7 +346,7 @@ mod tests {
         for v in variants {
             let (kv, _) = FlowKey::from_meta(&v, true);
             assert_ne!(k, kv, "{v:?}");
-            assert_ne!(k.hash(), kv.hash(), "{v:?}");
+            assert_ne!(k.fingerprint(), kv.fingerprint(), "{v:?}");
         }
     }
 
@@ -318,7 +388,7 @@ mod tests {
             let (kq, sq) = FlowKey::from_meta(&icmp(proto::ICMP, a, b, 77, req, 0), true);
             let (kr, sr) = FlowKey::from_meta(&icmp(proto::ICMP, b, a, 77, rep, 0), true);
             assert_eq!(kq, kr, "type {req}/{rep}");
-            assert_eq!(kq.hash(), kr.hash());
+            assert_eq!(kq.fingerprint(), kr.fingerprint());
             assert_ne!(sq, sr);
             let t = kq.tuple(sq);
             assert_eq!((t.src, t.dst, t.src_port), (a, b, 77));
@@ -371,7 +441,7 @@ mod tests {
                 v4_to_addr(0xc613_0001),
                 443,
             );
-            let h = FlowKey::from_meta(&m, true).0.hash();
+            let h = FlowKey::from_meta(&m, true).0.fingerprint();
             low[(h & 4095) as usize] += 1;
             tags.insert((h >> 32) as u32);
         }
@@ -379,5 +449,63 @@ mod tests {
         // Mean 16 per bucket; a decent hash stays far below 3× the mean.
         assert!(max < 40, "worst bucket holds {max}");
         assert!(tags.len() > 65000, "only {} distinct tags", tags.len());
+    }
+
+    #[test]
+    fn keyed_hash_is_symmetric_and_depends_on_the_key() {
+        let m = meta(proto::TCP, v6("2001:2::1"), 1234, v6("2001:2::2"), 22);
+        let (k1, _) = FlowKey::from_meta(&m, true);
+        let (k2, _) = FlowKey::from_meta(&reply_of(&m), true);
+        let h = FlowHasher::from_os();
+        assert_eq!(h.hash(&k1), h.hash(&k2));
+        let (a, b) = (
+            FlowHasher::with_seeds([1, 2, 3, 4]),
+            FlowHasher::with_seeds([1, 2, 3, 5]),
+        );
+        assert_eq!(a.hash(&k1), FlowHasher::with_seeds([1, 2, 3, 4]).hash(&k1));
+        assert_ne!(a.hash(&k1), b.hash(&k1));
+        assert_ne!(
+            FlowHasher::from_os().hash(&k1),
+            FlowHasher::from_os().hash(&k1)
+        );
+        assert_eq!(format!("{h:?}"), "FlowHasher(<secret key>)");
+    }
+
+    /// An attacker who knows a fixed hash crafts tuples that all land in one bucket of a
+    /// 4096-bucket table (the old placement, `fingerprint`, is such a fixed function).
+    /// Under the keyed hash they spread like any other tuples.
+    #[test]
+    fn tuples_crafted_against_the_fixed_hash_do_not_collide_under_the_keyed_hash() {
+        const MASK: u64 = 4095;
+        let mut crafted = Vec::new();
+        let mut i = 0u32;
+        while crafted.len() < 64 {
+            let m = meta(
+                proto::TCP,
+                v4_to_addr(0xc612_0000 | (i >> 16)),
+                (i & 0xffff) as u16,
+                v4_to_addr(0xc613_0001),
+                443,
+            );
+            let (k, _) = FlowKey::from_meta(&m, true);
+            if k.fingerprint() & MASK == 0 {
+                crafted.push(k);
+            }
+            i += 1;
+        }
+        assert!(crafted.iter().all(|k| k.fingerprint() & MASK == 0));
+        for seeds in [None, Some([1, 2, 3, 4]), Some([9, 9, 9, 9])] {
+            let h = seeds.map_or_else(FlowHasher::from_os, FlowHasher::with_seeds);
+            let mut per_bucket = HashMap::new();
+            for k in &crafted {
+                *per_bucket.entry(h.hash(k) & MASK).or_insert(0u32) += 1;
+            }
+            let worst = per_bucket.values().max().copied().unwrap_or(0);
+            // 64 random keys in 4096 buckets: 5 in one bucket has odds below 1e-7.
+            assert!(
+                worst <= 4,
+                "{worst} crafted tuples share a bucket ({seeds:?})"
+            );
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! * [`timeouts`]: idle timeouts per protocol and state.
 //! * [`shard`]: [`FlowShard`], one worker's table: lookup/insert/update/remove, emergency
 //!   eviction, expiry slices and bounded capture/flush scans.
-//! * `tcp` (private): the TCP state machine and sequence tracking.
+//! * [`tcp`]: the TCP state machine and sequence-window tracking ([`TcpWindow`],
+//!   [`TcpInvalid`]).
 //! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the pluggable
 //!   prefetcher ([`Prefetcher`]; the binary installs a real one) and why.
 //!
@@ -22,16 +23,16 @@ pub mod key;
 mod prefetch;
 pub mod shard;
 pub mod state;
-mod tcp;
+pub mod tcp;
 pub mod timeouts;
 
 pub use entry::FlowEntry;
-pub use key::FlowKey;
+pub use key::{FlowHasher, FlowKey};
 pub use prefetch::{no_prefetch, Prefetcher};
 pub use shard::{
-    EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, EVICT_WINDOW,
+    EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, Tracked, EVICT_WINDOW,
     MAX_CAPACITY,
 };
 pub use state::{Dir, FlowState};
-pub use tcp::RST_SEQ_WINDOW;
+pub use tcp::{TcpInvalid, TcpWindow};
 pub use timeouts::{Timeouts, TimeoutsSecs};

@@ -6,13 +6,13 @@
 //! reach the same worker through symmetric RSS.
 
 use super::entry::{flag, FlowEntry};
-use super::index::BucketIndex;
-use super::key::FlowKey;
+use super::index::{BucketIndex, LONG_PROBE};
+use super::key::{FlowHasher, FlowKey};
 use super::prefetch::{no_prefetch, Prefetcher};
 use super::state::{Dir, FlowState};
-use super::tcp;
+use super::tcp::{self, TcpInvalid, TcpWindow};
 use super::timeouts::{Timeouts, TimeoutsSecs};
-use crate::packet::{proto, PacketMeta};
+use crate::packet::{proto, PacketMeta, Verdict};
 
 /// Largest capacity a shard accepts (2^28 entries = 32 GiB of slab).
 pub const MAX_CAPACITY: u32 = 1 << 28;
@@ -35,6 +35,10 @@ pub struct ShardConfig {
     pub emergency_low_pct: u8,
     /// TSC frequency: converts the timeouts to ticks.
     pub ticks_per_sec: u64,
+    /// How long a reject tombstone lives (seconds).
+    pub tombstone_secs: u32,
+    /// The flow hash's key; `None` (the default): a random one from the OS.
+    pub hash_seeds: Option<[u64; 4]>,
 }
 
 impl Default for ShardConfig {
@@ -46,6 +50,8 @@ impl Default for ShardConfig {
             emergency_high_pct: 95,
             emergency_low_pct: 80,
             ticks_per_sec: 1_000_000_000,
+            tombstone_secs: 5,
+            hash_seeds: None,
         }
     }
 }
@@ -80,6 +86,12 @@ impl ShardConfig {
         }
         if self.ticks_per_sec == 0 {
             return Err(ShardConfigError::TicksPerSec);
+        }
+        if self.tombstone_secs == 0 {
+            return Err(ShardConfigError::ZeroTimeout {
+                which: "reject",
+                what: "tombstone",
+            });
         }
         for (which, t) in [
             ("normal", &self.timeouts),
@@ -129,6 +141,16 @@ impl EndReason {
 #[error("flow table full: no idle or unestablished flow to evict")]
 pub struct TableFull;
 
+/// What [`FlowShard::update`] made of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// The packet's direction (after the packet: a SYN that reopens a closed flow from
+    /// the other side makes its sender the opener, so it is `Orig`).
+    pub dir: Dir,
+    /// Why a TCP segment did not count (it changed nothing, not even the counters).
+    pub invalid: Option<TcpInvalid>,
+}
+
 /// A flow's stable slab index in its shard: valid until the flow is removed, never moved
 /// by other removals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,6 +167,12 @@ impl FlowId {
 /// One worker's flow table (see the module docs).
 pub struct FlowShard {
     entries: Box<[FlowEntry]>,
+    /// TCP window state per slab slot (cold: read only for TCP packets).
+    windows: Box<[TcpWindow]>,
+    hasher: FlowHasher,
+    /// Index placements [`LONG_PROBE`] or more buckets from home, and refusals.
+    long_probes: u64,
+    tombstone_ticks: u64,
     index: BucketIndex,
     /// The index a flush-all swaps in (see `shard/detach.rs`); empty when
     /// `spare_clear == spare.buckets()`, else cleared in slices from `spare_clear` on.
@@ -167,6 +195,7 @@ pub struct FlowShard {
     /// Target of accesses through a `FlowId` that is not from this shard, so that such a
     /// logic error cannot panic the packet path.
     stray: FlowEntry,
+    stray_window: TcpWindow,
     /// Warms cache lines ahead of use (see `flow/prefetch.rs`).
     prefetch: Prefetcher,
 }
@@ -183,6 +212,12 @@ impl FlowShard {
         let tps = cfg.ticks_per_sec.max(1);
         FlowShard {
             entries: vec![FlowEntry::FREE; capacity as usize].into_boxed_slice(),
+            windows: vec![TcpWindow::default(); capacity as usize].into_boxed_slice(),
+            hasher: cfg
+                .hash_seeds
+                .map_or_else(FlowHasher::from_os, FlowHasher::with_seeds),
+            long_probes: 0,
+            tombstone_ticks: u64::from(cfg.tombstone_secs.max(1)).saturating_mul(tps),
             index: BucketIndex::new(capacity),
             spare: BucketIndex::new(capacity),
             spare_clear: usize::MAX,
@@ -199,6 +234,7 @@ impl FlowShard {
             expire_cursor: 0,
             evict_cursor: 0,
             stray: FlowEntry::FREE,
+            stray_window: TcpWindow::ZERO,
             prefetch: no_prefetch,
         }
     }
@@ -242,29 +278,54 @@ impl FlowShard {
         }
     }
 
-    /// True when `e` has been idle longer than its state's timeout in force now: the
-    /// next [`FlowShard::expire_slice`] reaching it removes it.
+    /// True when `e` has been idle longer than its timeout in force now: the next
+    /// [`FlowShard::expire_slice`] reaching it removes it.
     #[inline]
     pub fn is_expired(&self, e: &FlowEntry, now: u64) -> bool {
-        e.idle(now) > self.timeouts().idle_limit(e.key.proto(), e.state)
+        e.idle(now) > idle_limit(self.timeouts(), self.tombstone_ticks, e)
     }
 
-    /// The large arrays (slab, bucket index, spare index) as (address, bytes): the binary
+    /// The keyed hash of `key` in this shard (see [`FlowHasher`]).
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash(key)
+    }
+
+    /// Index placements that probed [`LONG_PROBE`] or more buckets past home, plus
+    /// refusals at the probe bound (`flowgate_flow_hash_long_probes_total`).
+    #[inline]
+    pub fn long_probes(&self) -> u64 {
+        self.long_probes
+    }
+
+    /// The TCP window state of flow `id` (meaningful for TCP flows).
+    #[inline]
+    pub fn tcp_window(&self, id: FlowId) -> &TcpWindow {
+        static NONE: TcpWindow = TcpWindow::ZERO;
+        self.windows.get(id.0 as usize).unwrap_or(&NONE)
+    }
+
+    /// The large arrays (slab, TCP windows, bucket index, spare index) as (address, bytes): the binary
     /// asks for huge pages on them (`dpdk_bindings::collapse_to_huge_pages`).
-    pub fn memory_regions(&self) -> [(*const u8, usize); 3] {
+    pub fn memory_regions(&self) -> [(*const u8, usize); 4] {
         [
             (
                 self.entries.as_ptr().cast(),
                 core::mem::size_of_val(&*self.entries),
+            ),
+            (
+                self.windows.as_ptr().cast(),
+                core::mem::size_of_val(&*self.windows),
             ),
             self.index.region(),
             self.spare.region(),
         ]
     }
 
-    /// Bytes of memory the shard holds (slab, index and its spare, free stack).
+    /// Bytes of memory the shard holds (slab, TCP windows, index and its spare, free stack).
     pub fn memory_bytes(&self) -> usize {
         self.entries.len() * core::mem::size_of::<FlowEntry>()
+            + self.windows.len() * core::mem::size_of::<TcpWindow>()
             + (self.index.buckets() + self.spare.buckets()) * 64
             + self.free.len() * 4
     }
@@ -304,13 +365,16 @@ impl FlowShard {
             .map(FlowId)
     }
 
-    /// Hint: entry `id` (both of its cache lines) is read soon.
+    /// Hint: entry `id` (both of its cache lines) and its TCP window are read soon.
     #[inline]
     pub fn prefetch_entry(&self, id: FlowId) {
         if let Some(e) = self.entries.get(id.0 as usize) {
             let p: *const u8 = core::ptr::from_ref(e).cast();
             (self.prefetch)(p);
             (self.prefetch)(p.wrapping_add(64));
+        }
+        if let Some(w) = self.windows.get(id.0 as usize) {
+            (self.prefetch)(core::ptr::from_ref(w).cast());
         }
     }
 
@@ -334,11 +398,16 @@ impl FlowShard {
     /// The packet is counted. Verdict: `Pass`, sid/rule/epoch 0 until
     /// [`FlowEntry::set_verdict`].
     ///
-    /// When the table is full, one entry is evicted if a candidate qualifies: the
-    /// candidates are the entries in the key's home bucket plus [`EVICT_WINDOW`] slab slots
-    /// at a rotating cursor; an ESTABLISHED flow that is not expired under the timeouts
-    /// in force is never evicted; among the others the least recently seen goes. The
-    /// evicted entry is passed to `on_evict` (already removed). Otherwise `TableFull`.
+    /// When the table is full, one entry is evicted if a candidate qualifies (conntrack's
+    /// early drop): the candidates are the entries in the key's home bucket plus
+    /// [`EVICT_WINDOW`] slab slots at a rotating cursor. An assured flow (TCP handshake
+    /// completed or pickup answered both ways; other protocols: both directions seen)
+    /// that is live and not expired under the timeouts in force is never evicted. The
+    /// others go in this order, the least recently seen first within a rank: reject
+    /// tombstones and reset or closed flows; unassured pickups; other unassured flows
+    /// (handshakes in progress, one-way datagrams); expired assured flows. So a flood of
+    /// spoofed ACKs under `continue` only ever displaces its own pickups. The evicted
+    /// entry is passed to `on_evict` (already removed). Otherwise `TableFull`.
     #[inline]
     pub fn insert(
         &mut self,
@@ -356,19 +425,57 @@ impl FlowShard {
         };
         let mut e = FlowEntry::open(key, swapped, m, now);
         if key.proto() == proto::TCP {
-            tcp::open(&mut e, m);
+            if let Some(w) = self.windows.get_mut(slot as usize) {
+                tcp::open(&mut e, w, m);
+            }
         }
+        self.place(slot, hash, e)
+    }
+
+    /// A reject tombstone for the flow of `m` (the engine refused it with a RST): a
+    /// `Closed` entry with verdict `Reject` whose packets the engine drops without
+    /// another RST, removed [`ShardConfig::tombstone_secs`] after creation (packets do
+    /// not refresh it) or earlier by a SYN reusing the tuple. Evicted before anything
+    /// else when the table is full.
+    pub fn insert_tombstone(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        swapped: bool,
+        m: &PacketMeta,
+        now: u64,
+        on_evict: &mut impl FnMut(&FlowEntry),
+    ) -> Result<FlowId, TableFull> {
+        let slot = match self.pop_free() {
+            Some(slot) => slot,
+            None => self.evict_for(hash, now, on_evict)?,
+        };
+        let mut e = FlowEntry::open(key, swapped, m, now);
+        e.state = FlowState::Closed;
+        e.flags |= flag::TOMBSTONE | flag::RST_SENT;
+        e.verdict = Verdict::Reject;
+        self.place(slot, hash, e)
+    }
+
+    /// Stores the new entry `e` in free slot `slot` and indexes it under `hash`.
+    #[inline]
+    fn place(&mut self, slot: u32, hash: u64, e: FlowEntry) -> Result<FlowId, TableFull> {
         let Some(dst) = self.entries.get_mut(slot as usize) else {
             return Err(TableFull);
         };
         *dst = e;
-        if !self.index.insert(hash, slot) {
-            // Unreachable by the index's sizing; undo rather than leak the slot.
-            if let Some(dst) = self.entries.get_mut(slot as usize) {
-                dst.flags = 0;
+        match self.index.insert(hash, slot) {
+            Some(distance) if distance >= LONG_PROBE => self.long_probes += 1,
+            Some(_) => {}
+            None => {
+                // Past the probe bound: undo rather than leak the slot.
+                self.long_probes += 1;
+                if let Some(dst) = self.entries.get_mut(slot as usize) {
+                    dst.flags = 0;
+                }
+                self.push_free(slot);
+                return Err(TableFull);
             }
-            self.push_free(slot);
-            return Err(TableFull);
         }
         self.len += 1;
         if self.len >= self.emergency_enter_len {
@@ -377,26 +484,33 @@ impl FlowShard {
         Ok(FlowId(slot))
     }
 
-    /// Accounts packet `m` of flow `id` at `now`: counters, last_seen, TTL, TCP flags,
-    /// sequence and TCP state tracking (see [`super::tcp`]); connectionless flows go
-    /// `New` → `Established` on their first reply. Returns the packet's direction (after
-    /// the packet: a SYN that reopens a closed flow from the other side makes its
-    /// sender the opener, so it returns `Orig`).
+    /// Accounts packet `m` of flow `id` at `now`: TCP window and state tracking (see
+    /// [`super::tcp`]), then counters, last_seen, TTL, TCP flags; connectionless flows go
+    /// `New` → `Established` on their first reply. A TCP segment that does not count
+    /// (out of window, …) changes nothing and comes back with its reason.
     #[inline]
-    pub fn update(&mut self, id: FlowId, swapped: bool, m: &PacketMeta, now: u64) -> Dir {
-        let e = self.entry_mut(id);
+    pub fn update(&mut self, id: FlowId, swapped: bool, m: &PacketMeta, now: u64) -> Tracked {
+        let slot = id.0 as usize;
+        let (e, w) = match (self.entries.get_mut(slot), self.windows.get_mut(slot)) {
+            (Some(e), Some(w)) => (e, w),
+            _ => (&mut self.stray, &mut self.stray_window),
+        };
+        let dir = e.dir_of(swapped);
+        if e.key.proto() == proto::TCP {
+            if let Err(why) = tcp::on_packet(e, w, dir, m) {
+                return Tracked {
+                    dir,
+                    invalid: Some(why),
+                };
+            }
+        } else if dir == Dir::Reply && e.state == FlowState::New {
+            e.state = FlowState::Established;
+        }
+        // A reopening SYN from the responder made it the opener.
         let dir = e.dir_of(swapped);
         e.count(dir, m);
         e.last_seen = e.last_seen.max(now);
-        if e.key.proto() == proto::TCP {
-            tcp::on_packet(e, dir, m);
-            e.dir_of(swapped)
-        } else {
-            if dir == Dir::Reply && e.state == FlowState::New {
-                e.state = FlowState::Established;
-            }
-            dir
-        }
+        Tracked { dir, invalid: None }
     }
 
     /// Removes flow `id` and returns a copy of it. Removing a free slot changes nothing
@@ -419,13 +533,14 @@ impl FlowShard {
         let cap = self.capacity();
         let n = max_slots.min(cap);
         let limits = *self.timeouts();
+        let tombstone = self.tombstone_ticks;
         for _ in 0..n {
             let slot = self.expire_cursor;
             self.expire_cursor = if slot + 1 >= cap { 0 } else { slot + 1 };
             // A detached flow is left to the flush-all walk (it ends as flushed).
             let expired = self.entries.get(slot as usize).is_some_and(|e| {
                 e.is_live()
-                    && e.idle(now) > limits.idle_limit(e.key.proto(), e.state)
+                    && e.idle(now) > idle_limit(&limits, tombstone, e)
                     && !self.is_detached(slot, e)
             });
             if expired {
@@ -437,7 +552,8 @@ impl FlowShard {
     }
 
     /// Bounded scan for capture/flush: visits slab slots `[cursor, cursor + max_slots)`
-    /// (not wrapping) and calls `f` for each live flow; when `f` returns true the flow is
+    /// (not wrapping) and calls `f` for each live flow (reject tombstones are not flows
+    /// and are skipped); when `f` returns true the flow is
     /// removed (after `f` saw it). Returns the next cursor, or `None` once the end of
     /// the slab is reached. Removal never moves other flows, so ids stay valid.
     pub fn scan(
@@ -452,7 +568,9 @@ impl FlowShard {
         for slot in start..end {
             let remove = match self.entries.get(slot as usize) {
                 // Detached flows belong to the flush-all walk.
-                Some(e) if e.is_live() && !self.is_detached(slot, e) => f(FlowId(slot), e),
+                Some(e) if e.is_live() && !e.is_tombstone() && !self.is_detached(slot, e) => {
+                    f(FlowId(slot), e)
+                }
                 _ => false,
             };
             if remove {
@@ -506,7 +624,8 @@ impl FlowShard {
             return copy;
         }
         e.flags &= !flag::LIVE;
-        self.index.remove(copy.key.hash(), slot);
+        let hash = self.hasher.hash(&copy.key);
+        self.index.remove(hash, slot);
         self.push_free(slot);
         self.len = self.len.saturating_sub(1);
         if self.len <= self.emergency_leave_len {
@@ -515,10 +634,22 @@ impl FlowShard {
         copy
     }
 
-    /// Whether a full table may evict `e` for a new flow at `now`.
+    /// Whether a full table may evict `e` for a new flow at `now`, and how readily (lower
+    /// first; see [`FlowShard::insert`]). `None`: protected.
     #[inline]
-    fn evictable(&self, e: &FlowEntry, now: u64) -> bool {
-        e.is_live() && (e.state != FlowState::Established || self.is_expired(e, now))
+    fn evict_rank(&self, e: &FlowEntry, now: u64) -> Option<u8> {
+        if !e.is_live() {
+            return None;
+        }
+        if e.is_tombstone() || matches!(e.state, FlowState::Closed | FlowState::TimeWait) {
+            Some(0)
+        } else if !e.is_assured() {
+            Some(if e.is_midstream() { 1 } else { 2 })
+        } else if self.is_expired(e, now) {
+            Some(3)
+        } else {
+            None
+        }
     }
 
     /// Frees one slot by evicting the least recently seen evictable candidate.
@@ -542,10 +673,15 @@ impl FlowShard {
             .index
             .home_ids(hash)
             .chain(window_slots)
-            .filter_map(|slot| Some((slot, self.entries.get(slot as usize)?)))
-            .filter(|&(slot, e)| self.evictable(e, now) && !self.is_detached(slot, e))
-            .min_by_key(|(_, e)| e.last_seen)
-            .map(|(slot, _)| slot)
+            .filter_map(|slot| {
+                let e = self.entries.get(slot as usize)?;
+                if self.is_detached(slot, e) {
+                    return None;
+                }
+                Some((slot, self.evict_rank(e, now)?, e.last_seen))
+            })
+            .min_by_key(|&(_, rank, last_seen)| (rank, last_seen))
+            .map(|(slot, _, _)| slot)
             .ok_or(TableFull)?;
         let e = self.remove_slot(victim);
         on_evict(&e);
@@ -554,5 +690,19 @@ impl FlowShard {
 }
 
 mod detach;
+/// How long `e` may stay idle under `limits`: a tombstone for `tombstone` ticks; a TCP
+/// pickup nobody answered only as long as a handshake in progress (conntrack's
+/// unassured timeout), so a flood of spoofed ACKs ages out fast; else per state.
+#[inline]
+fn idle_limit(limits: &Timeouts, tombstone: u64, e: &FlowEntry) -> u64 {
+    if e.is_tombstone() {
+        tombstone
+    } else if e.is_midstream() && !e.is_assured() && e.state == FlowState::Established {
+        limits.idle_limit(proto::TCP, FlowState::SynSent)
+    } else {
+        limits.idle_limit(e.key.proto(), e.state)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -152,4 +152,7 @@ pub enum PolicyErrorKind {
     TcpFlagsNeedTcp,
     #[error("tcp_flags: flags {0:?} are not all in masks")]
     FlagsNotInMasks(Vec<String>),
+    /// A problem in an AWS-shaped policy or rule group; the place names the member.
+    #[error("{0}")]
+    Aws(String),
 }

@@ -357,7 +357,7 @@ fn tcp_flag_match(doc: &TcpFlagDoc) -> Result<TcpFlagMatch, PolicyErrorKind> {
     Ok(TcpFlagMatch { flags, masks })
 }
 
-fn stateful_defaults(
+pub(super) fn stateful_defaults(
     actions: &[DefaultAction],
     order: RuleOrder,
 ) -> Result<StatefulDefaults, PolicyErrorKind> {
@@ -449,7 +449,7 @@ fn toml_rule(
     suricata::build_rule(fields, ctx, line)
 }
 
-fn check_unique_sids(rules: &[StatefulRule]) -> Result<(), PolicyError> {
+pub(super) fn check_unique_sids(rules: &[StatefulRule]) -> Result<(), PolicyError> {
     let mut seen: HashMap<u32, usize> = HashMap::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
         if let Some(&first) = seen.get(&r.sid) {

@@ -1,6 +1,8 @@
 //! The firewall policy, modelled on AWS Network Firewall: files in, an immutable matcher out.
 //!
 //! * [`file`]: the policy TOML (schema, validation, `rules_file` loading) → [`Policy`].
+//! * [`aws`]: AWS Network Firewall's `FirewallPolicy` / `RuleGroup` shapes → [`Policy`];
+//!   [`aws_file`]: the same shapes as JSON/YAML files (CloudFormation templates included).
 //! * [`suricata`]: Suricata rule lines (5-tuple subset) → stateful rules.
 //! * [`sets`]: address/port expressions (CIDRs, ranges, lists, negation, variables).
 //! * [`compiled`]: [`CompiledPolicy`], what workers read through an `Arc`, built on a
@@ -34,6 +36,8 @@
 //! [`Verdict::Drop`]: crate::packet::Verdict::Drop
 //! [`Verdict::Reject`]: crate::packet::Verdict::Reject
 
+pub mod aws;
+pub mod aws_file;
 mod classifier;
 mod compiled;
 mod error;
@@ -84,7 +88,8 @@ pub struct RuleInfo {
     pub group: String,
 }
 
-/// Reads a policy TOML and the `.rules` files it references, and validates it.
+/// Reads a policy (TOML and the `.rules` files it references, or an AWS-shaped `.json` /
+/// `.yaml` / `.yml` file) and validates it.
 pub fn load_policy(path: &Path) -> Result<Policy, PolicyError> {
     load_policy_with(path, &mut |p: &Path| std::fs::read_to_string(p))
 }
@@ -97,6 +102,9 @@ pub fn load_policy_with(
     read: &mut dyn FnMut(&Path) -> std::io::Result<String>,
 ) -> Result<Policy, PolicyError> {
     let text = read(path).map_err(|e| PolicyError::new(path, None, None, e.into()))?;
+    if aws_file::is_aws_file(path) {
+        return aws_file::policy_from_aws_text(&text, path);
+    }
     file::policy_from_toml(&text, path, read)
 }
 
@@ -108,5 +116,7 @@ impl Policy {
     }
 }
 
+#[cfg(test)]
+mod aws_tests;
 #[cfg(test)]
 mod tests;

@@ -42,7 +42,7 @@ pub(crate) struct RuleFields<'a> {
 }
 
 /// App-layer protocol keywords Suricata knows and this engine cannot inspect.
-const APP_LAYER: &[&str] = &[
+pub(crate) const APP_LAYER: &[&str] = &[
     "http",
     "http1",
     "http2",

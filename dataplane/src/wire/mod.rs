@@ -262,6 +262,9 @@ fn parse_l4(
             meta.tcp_seq = tcp.seq_number();
             meta.tcp_ack = tcp.ack_number();
             meta.tcp_window = tcp.window_len();
+            if meta.tcp_flags & crate::packet::tcp_flags::SYN != 0 {
+                meta.tcp_wscale = tcp.window_scale();
+            }
             meta.payload_len = l4.len().saturating_sub(tcp.header_len()) as u16;
         }
         proto::UDP => {

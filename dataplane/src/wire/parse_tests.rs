@@ -58,6 +58,7 @@ fn deconstruct_vlan_tcp_syn() {
             tcp_seq: 1000,
             tcp_ack: 0,
             tcp_window: 29200,
+            tcp_wscale: None,
             payload_len: 0,
             ttl: 63,
             fragment: Fragment::None,

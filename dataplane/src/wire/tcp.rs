@@ -109,6 +109,30 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             .unwrap_or_default()
     }
 
+    /// The window scale option's shift (RFC 7323 §2.2), if the options carry one. The
+    /// walk is bounded by the 40 option bytes; a malformed list ends it.
+    #[inline]
+    pub fn window_scale(&self) -> Option<u8> {
+        let mut opts = self.options();
+        while let [kind, rest @ ..] = opts {
+            match *kind {
+                0 => return None,
+                1 => opts = rest,
+                _ => {
+                    let len = usize::from(*rest.first()?);
+                    if len < 2 {
+                        return None;
+                    }
+                    if *kind == 3 && len == 3 {
+                        return rest.get(1).copied();
+                    }
+                    opts = opts.get(len..)?;
+                }
+            }
+        }
+        None
+    }
+
     /// The segment data.
     #[inline]
     pub fn payload(&self) -> &[u8] {
@@ -265,5 +289,26 @@ mod test {
     fn header_only_has_empty_payload() {
         let t = TcpPacket::new_checked(&SEGMENT[..24]).unwrap();
         assert!(t.payload().is_empty());
+    }
+
+    #[test]
+    fn window_scale_option_is_found_past_others() {
+        let with = |opts: &[u8]| {
+            let mut b = vec![0u8; 20 + opts.len()];
+            b[12] = (((20 + opts.len()) / 4) << 4) as u8;
+            b[20..].copy_from_slice(opts);
+            TcpPacket::new_checked(&b[..]).unwrap().window_scale()
+        };
+        // MSS, SACK-permitted, timestamps, NOP, window scale 7 (Linux's SYN).
+        let linux = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        assert_eq!(with(&linux), Some(7));
+        assert_eq!(with(&[2, 4, 5, 0xb4]), None);
+        assert_eq!(with(&[1, 1, 1, 3, 3, 14, 0, 0]), Some(14));
+        // End of list before it; a zero length; a length past the end.
+        assert_eq!(with(&[0, 3, 3, 7]), None);
+        assert_eq!(with(&[2, 0, 3, 3, 7, 0, 0, 0]), None);
+        assert_eq!(with(&[2, 40, 3, 3]), None);
     }
 }

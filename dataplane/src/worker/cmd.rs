@@ -128,7 +128,7 @@ impl FlowRecord {
             last_seen: e.last_seen(),
             observed_at: now,
             worker,
-            flow_id: flow_id(e.key().hash(), e.first_seen(), worker),
+            flow_id: flow_id(e.key().fingerprint(), e.first_seen(), worker),
         }
     }
 }

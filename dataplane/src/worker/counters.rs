@@ -2,6 +2,7 @@
 //! the management thread aggregates published snapshots. No atomics on the packet path.
 
 use super::MAX_PORTS;
+use crate::flow::TcpInvalid;
 
 /// Why the data plane dropped a packet (the `reason` label of the drop metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,10 +22,12 @@ pub enum DropReason {
     TxFull = 5,
     /// Non-IP frame with `non_ip_action = "drop"`.
     NonIp = 6,
+    /// A TCP segment outside its flow's window (see `flow::tcp`), not in liberal mode.
+    TcpInvalid = 7,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Policy,
         DropReason::Stateless,
@@ -33,6 +36,7 @@ impl DropReason {
         DropReason::TableFull,
         DropReason::TxFull,
         DropReason::NonIp,
+        DropReason::TcpInvalid,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +47,7 @@ impl DropReason {
             DropReason::TableFull => "table_full",
             DropReason::TxFull => "tx_full",
             DropReason::NonIp => "non_ip",
+            DropReason::TcpInvalid => "tcp_invalid",
         }
     }
 }
@@ -77,6 +82,15 @@ pub struct WorkerCounters {
     pub midstream_rejected: u64,
     pub rsts_sent: u64,
     pub rst_alloc_failed: u64,
+    /// RSTs not generated because the worker's RST token bucket was empty.
+    pub rsts_rate_limited: u64,
+    /// Packets of rejected flows dropped without another RST (tombstones, RST sent).
+    pub reject_silenced: u64,
+    /// TCP segments that did not count, by [`TcpInvalid`] reason (dropped unless
+    /// liberal, or forwarded and ignored — see `TcpInvalid::drops`).
+    pub tcp_invalid: [u64; TcpInvalid::COUNT],
+    /// Flow index placements that probed far (see `FlowShard::long_probes`).
+    pub hash_long_probes: u64,
     /// Packets by engine and action: `[engine][action]`, engine 0 stateless / 1 stateful,
     /// action 0 pass / 1 drop / 2 reject / 3 alert.
     pub by_engine_action: [[u64; 4]; 2],
@@ -109,6 +123,10 @@ impl Default for WorkerCounters {
             midstream_rejected: 0,
             rsts_sent: 0,
             rst_alloc_failed: 0,
+            rsts_rate_limited: 0,
+            reject_silenced: 0,
+            tcp_invalid: [0; TcpInvalid::COUNT],
+            hash_long_probes: 0,
             by_engine_action: [[0; 4]; 2],
             malformed: 0,
             non_ip: 0,

@@ -23,8 +23,11 @@ use crossbeam::queue::ArrayQueue;
 
 use super::cmd::{AlertRecord, Command, Event, FlowRecord, Reply, ScanKind, ScanRequest};
 use super::counters::{DropReason, WorkerCounters};
+use super::reject::{RejectRst, RstBudget};
 use super::{MAX_BURST, RST_FRAME_MAX};
-use crate::flow::{EndReason, FlowEntry, FlowKey, FlowShard, FlowState, Prefetcher, ShardConfig};
+use crate::flow::{
+    EndReason, FlowEntry, FlowId, FlowKey, FlowShard, FlowState, Prefetcher, ShardConfig,
+};
 use crate::packet::{tcp_flags, PacketMeta, Parsed, Tuple, Verdict};
 use crate::policy::{CompiledPolicy, StatelessAction, StreamException, NO_RULE};
 use crate::wire::{self, build};
@@ -83,6 +86,14 @@ pub struct EngineConfig {
     /// Time a capture/flush scan may take per loop between bursts (nanoseconds).
     pub scan_budget_ns: u32,
     pub ticks_per_sec: u64,
+    /// Forward TCP segments outside their flow's window (counted, still without effect
+    /// on the flow), like conntrack's `nf_conntrack_tcp_be_liberal`; default: drop them.
+    pub tcp_liberal: bool,
+    /// Where the RSTs of a rejected midstream packet go.
+    pub reject_rst: RejectRst,
+    /// Generated RSTs per second per worker (0: unlimited) and the burst banked.
+    pub rst_rate_per_sec: u32,
+    pub rst_burst: u32,
 }
 
 /// Slab slots a scan examines between two clock reads (and per loop without a clock).
@@ -140,6 +151,7 @@ pub struct Engine {
     /// Scan time per loop, in ticks.
     scan_budget: u64,
     clock: Option<Clock>,
+    rst_budget: RstBudget,
 }
 
 /// Full expiry sweeps of the slab per second. Timeouts are whole seconds, so a one-second
@@ -165,6 +177,7 @@ impl Engine {
         let expire_interval = cfg.ticks_per_sec / (slices * EXPIRY_SWEEPS_PER_SEC);
         let scan_budget =
             (u128::from(cfg.scan_budget_ns) * u128::from(cfg.ticks_per_sec) / 1_000_000_000) as u64;
+        let rst_budget = RstBudget::new(cfg.rst_rate_per_sec, cfg.rst_burst, cfg.ticks_per_sec);
         Engine {
             cfg,
             shard,
@@ -179,6 +192,7 @@ impl Engine {
             expire_interval,
             scan_budget,
             clock: None,
+            rst_budget,
         }
     }
 
@@ -260,7 +274,7 @@ impl Engine {
                 Ok(Parsed::Ip(m)) => match policy.stateless(&m) {
                     StatelessAction::ForwardToSfe => {
                         let (key, swapped) = FlowKey::from_meta(&m, cfg.vlan_zone);
-                        let hash = key.hash();
+                        let hash = shard.hash(&key);
                         shard.prefetch_bucket(hash);
                         *s = Staged {
                             meta: m,
@@ -325,17 +339,33 @@ impl Engine {
         let pure_syn = m.is_tcp()
             && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
         if let Some(id) = self.shard.lookup(&key, hash) {
-            let state = self.shard.entry(id).state();
-            // A new connection reusing the 5-tuple of a closed one is a new flow, judged by
-            // the policy in force now.
+            let e = self.shard.entry(id);
+            let (state, tombstone) = (e.state(), e.is_tombstone());
+            if tombstone && !pure_syn {
+                // A rejected flow: its RSTs went out already.
+                self.counters.midstream_rejected += 1;
+                self.counters.reject_silenced += 1;
+                return Action::Drop(DropReason::Midstream);
+            }
+            // A new connection reusing the 5-tuple of a closed one (or of a rejected one)
+            // is a new flow, judged by the policy in force now.
             if pure_syn && matches!(state, FlowState::Closed | FlowState::TimeWait) {
                 let old = self.shard.remove(id);
-                self.counters.flows_closed += 1;
-                self.emit_end(&old, EndReason::Timeout, now, events);
+                if !tombstone {
+                    self.counters.flows_closed += 1;
+                    self.emit_end(&old, EndReason::Timeout, now, events);
+                }
             } else {
-                self.shard.update(id, swapped, &m, now);
-                let e = self.shard.entry(id);
-                return self.apply_verdict(e.verdict(), e.state(), &m, frame, rsts);
+                let t = self.shard.update(id, swapped, &m, now);
+                if let Some(why) = t.invalid {
+                    if let Some(c) = self.counters.tcp_invalid.get_mut(why as usize) {
+                        *c += 1;
+                    }
+                    if why.drops() && !self.cfg.tcp_liberal {
+                        return Action::Drop(DropReason::TcpInvalid);
+                    }
+                }
+                return self.apply_verdict(id, &m, frame, now, rsts);
             }
         }
         if m.is_tcp() && !pure_syn {
@@ -343,7 +373,7 @@ impl Engine {
         }
         let decision = self.policy.stateful(&Tuple::of(&m), false);
         match self.create_flow(key, hash, swapped, &m, now, decision, events) {
-            Some((verdict, state)) => self.apply_verdict(verdict, state, &m, frame, rsts),
+            Some(id) => self.apply_verdict(id, &m, frame, now, rsts),
             None if self.cfg.pass_untracked_when_full => Action::Forward,
             None => Action::Drop(DropReason::TableFull),
         }
@@ -370,9 +400,11 @@ impl Engine {
             }
             StreamException::Reject => {
                 self.counters.midstream_rejected += 1;
-                // Never answer a RST with a RST.
-                if !m.has_flag(tcp_flags::RST) {
-                    self.push_rsts(m, frame, true, rsts);
+                // Never answer a RST with a RST. One RST pair per flow: a tombstone keeps
+                // the flow's later (or spoofed) packets from drawing more.
+                let onward = self.cfg.reject_rst == RejectRst::Both;
+                if !m.has_flag(tcp_flags::RST) && self.push_rsts(m, frame, onward, now, rsts) {
+                    self.tombstone(key, hash, swapped, m, now, events);
                 }
                 Action::Drop(DropReason::Midstream)
             }
@@ -380,12 +412,36 @@ impl Engine {
                 self.counters.midstream_continued += 1;
                 let decision = self.policy.stateful(&Tuple::of(m), true);
                 match self.create_flow(key, hash, swapped, m, now, decision, events) {
-                    Some((verdict, state)) => self.apply_verdict(verdict, state, m, frame, rsts),
+                    Some(id) => self.apply_verdict(id, m, frame, now, rsts),
                     None if self.cfg.pass_untracked_when_full => Action::Forward,
                     None => Action::Drop(DropReason::TableFull),
                 }
             }
         }
+    }
+
+    /// Leaves a reject tombstone for the flow of `m` (see `FlowShard::insert_tombstone`).
+    /// A full table without an evictable candidate just goes without: the RST budget
+    /// still bounds what that flow's packets can draw.
+    fn tombstone(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        swapped: bool,
+        m: &PacketMeta,
+        now: u64,
+        events: &ArrayQueue<Event>,
+    ) {
+        let Engine {
+            shard,
+            counters,
+            cfg,
+            ..
+        } = self;
+        let worker = cfg.worker;
+        let _ = shard.insert_tombstone(&key, hash, swapped, m, now, &mut |e: &FlowEntry| {
+            end_evicted(e, worker, now, counters, events);
+        });
     }
 
     /// Creates the flow `m` opens with the stateful `decision`; `None` when the shard is full.
@@ -399,7 +455,7 @@ impl Engine {
         now: u64,
         decision: crate::policy::StatefulDecision,
         events: &ArrayQueue<Event>,
-    ) -> Option<(Verdict, FlowState)> {
+    ) -> Option<FlowId> {
         let Engine {
             shard,
             counters,
@@ -407,21 +463,9 @@ impl Engine {
             ..
         } = self;
         let worker = cfg.worker;
-        let mut evicted = 0u64;
         let inserted = shard.insert(&key, hash, swapped, m, now, &mut |e: &FlowEntry| {
-            evicted += 1;
-            let record = FlowRecord::of(e, worker, now);
-            if events
-                .push(Event::FlowEnd {
-                    record,
-                    reason: EndReason::Evicted,
-                })
-                .is_err()
-            {
-                counters.events_dropped += 1;
-            }
+            end_evicted(e, worker, now, counters, events);
         });
-        self.counters.flows_evicted += evicted;
         let id = match inserted {
             Ok(id) => id,
             Err(_) => {
@@ -432,7 +476,6 @@ impl Engine {
         let epoch = self.policy.epoch();
         let e = self.shard.entry_mut(id);
         e.set_verdict(decision.verdict, decision.sid, decision.rule_index, epoch);
-        let state = e.state();
         self.counters.flows_created += 1;
         if let Some(h) = self.rule_hits.get_mut(decision.rule_index as usize) {
             *h += 1;
@@ -476,23 +519,31 @@ impl Engine {
                 self.counters.events_dropped += 1;
             }
         }
-        Some((decision.verdict, state))
+        Some(id)
     }
 
+    /// Applies flow `id`'s verdict to its packet `m`. A rejected TCP flow draws its RST
+    /// once (the flow remembers it), not one per packet.
     fn apply_verdict(
         &mut self,
-        verdict: Verdict,
-        state: FlowState,
+        id: FlowId,
         m: &PacketMeta,
         frame: &[u8],
+        now: u64,
         rsts: &mut RstBuf,
     ) -> Action {
+        let e = self.shard.entry(id);
+        let (verdict, state, rst_sent) = (e.verdict(), e.state(), e.rst_sent());
         match verdict {
             Verdict::Pass => Action::Forward,
             Verdict::Drop => Action::Drop(DropReason::Policy),
             Verdict::Reject => {
                 if m.is_tcp() && !m.has_flag(tcp_flags::RST) {
-                    self.push_rsts(m, frame, false, rsts);
+                    if rst_sent {
+                        self.counters.reject_silenced += 1;
+                    } else if self.push_rsts(m, frame, false, now, rsts) {
+                        self.shard.entry_mut(id).set_rst_sent();
+                    }
                 }
                 Action::Drop(DropReason::Policy)
             }
@@ -506,22 +557,38 @@ impl Engine {
         }
     }
 
-    /// A RST back to the sender (RFC 9293 reset generation) and, for a midstream packet,
-    /// one onward to its receiver with the sender's sequence number, so both ends of a
-    /// flushed connection learn at once that it is gone.
-    fn push_rsts(&mut self, m: &PacketMeta, frame: &[u8], onward: bool, rsts: &mut RstBuf) {
+    /// A RST back to the sender (RFC 9293 reset generation) and, when `onward` (a
+    /// midstream packet under `reject_rst = "both"`), one onward to its receiver with the
+    /// sender's sequence number, so both ends of a flushed connection learn at once that
+    /// it is gone. The RSTs are paid for from the worker's budget, all or none; false when
+    /// none was sent (budget spent, or no room in the burst's RST buffer).
+    fn push_rsts(
+        &mut self,
+        m: &PacketMeta,
+        frame: &[u8],
+        onward: bool,
+        now: u64,
+        rsts: &mut RstBuf,
+    ) -> bool {
+        let onward = onward && !m.has_flag(tcp_flags::SYN);
+        if !self.rst_budget.take(1 + u64::from(onward), now) {
+            self.counters.rsts_rate_limited += 1 + u64::from(onward);
+            return false;
+        }
         let mut back = Rst {
             frame: [0; RST_FRAME_MAX],
             len: 0,
             back: true,
         };
+        let mut sent = false;
         if let Some(len) = build::build_tcp_rst(frame, m, &mut back.frame) {
             back.len = len as u16;
             if rsts.try_push(back).is_ok() {
                 self.counters.rsts_sent += 1;
+                sent = true;
             }
         }
-        if onward && !m.has_flag(tcp_flags::SYN) {
+        if onward {
             let mut fwd = Rst {
                 frame: [0; RST_FRAME_MAX],
                 len: 0,
@@ -531,9 +598,11 @@ impl Engine {
                 fwd.len = len as u16;
                 if rsts.try_push(fwd).is_ok() {
                     self.counters.rsts_sent += 1;
+                    sent = true;
                 }
             }
         }
+        sent
     }
 
     fn emit_end(&mut self, e: &FlowEntry, reason: EndReason, now: u64, events: &ArrayQueue<Event>) {
@@ -573,6 +642,7 @@ impl Engine {
     fn publish_stats(&mut self, rings: &WorkerRings) {
         self.counters.flows_active = self.shard.len() as u64;
         self.counters.emergency_mode = self.shard.in_emergency();
+        self.counters.hash_long_probes = self.shard.long_probes();
         self.counters.policy_epoch = self.policy.epoch();
         rings.stats.force_push(self.counters);
     }
@@ -662,6 +732,9 @@ impl Engine {
         } = self;
         let worker = cfg.worker;
         shard.expire_slice(now, cfg.expiry_slots_per_poll, &mut |e: &FlowEntry| {
+            if e.is_tombstone() {
+                return;
+            }
             if matches!(e.state(), FlowState::Closed | FlowState::TimeWait) {
                 counters.flows_closed += 1;
             } else {
@@ -893,6 +966,9 @@ impl Engine {
         } = self;
         let worker = cfg.worker;
         shard.drain_all(&mut |e: &FlowEntry| {
+            if e.is_tombstone() {
+                return;
+            }
             let record = FlowRecord::of(e, worker, now);
             if events
                 .push(Event::FlowEnd {
@@ -905,6 +981,31 @@ impl Engine {
             }
         });
         self.counters.flows_active = 0;
+    }
+}
+
+/// Reports flow `e`, evicted to make room, as ended (tombstones are not flows: they
+/// leave silently).
+fn end_evicted(
+    e: &FlowEntry,
+    worker: u16,
+    now: u64,
+    counters: &mut WorkerCounters,
+    events: &ArrayQueue<Event>,
+) {
+    if e.is_tombstone() {
+        return;
+    }
+    counters.flows_evicted += 1;
+    let record = FlowRecord::of(e, worker, now);
+    if events
+        .push(Event::FlowEnd {
+            record,
+            reason: EndReason::Evicted,
+        })
+        .is_err()
+    {
+        counters.events_dropped += 1;
     }
 }
 
@@ -931,6 +1032,8 @@ mod tests {
                 emergency_high_pct: 95,
                 emergency_low_pct: 80,
                 ticks_per_sec: HZ,
+                tombstone_secs: 5,
+                hash_seeds: None,
             },
             vlan_zone: true,
             pass_malformed: false,
@@ -939,6 +1042,10 @@ mod tests {
             expiry_slots_per_poll: slots,
             scan_budget_ns: 1_000,
             ticks_per_sec: HZ,
+            tcp_liberal: false,
+            reject_rst: RejectRst::Both,
+            rst_rate_per_sec: 1000,
+            rst_burst: 64,
         };
         Engine::new(cfg, p, hits)
     }

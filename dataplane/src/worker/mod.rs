@@ -6,10 +6,12 @@
 //! * [`engine`]: the burst engine: parse → stateless → key/hash/prefetch → lookup/create →
 //!   stateful verdict → action per packet; plus command handling, incremental expiry and
 //!   sliced capture/flush scans between bursts.
+//! * [`reject`]: the per-worker RST token bucket and where reject RSTs go.
 
 pub mod cmd;
 pub mod counters;
 pub mod engine;
+pub mod reject;
 
 /// Ports a worker can address (port pairs × 2).
 pub const MAX_PORTS: usize = 16;
@@ -21,3 +23,4 @@ pub const RST_FRAME_MAX: usize = 128;
 pub use cmd::{Command, Event, FlowRecord, Reply};
 pub use counters::{DropReason, WorkerCounters};
 pub use engine::{Action, Engine, EngineConfig, Rst};
+pub use reject::{RejectRst, RstBudget};

@@ -80,12 +80,12 @@ impl FlowShard {
             }
             let keep = !f(e, false) && {
                 // Rare (a flow the flush does not select): one index probe.
-                let hash = e.key.hash();
+                let hash = self.hash(&e.key);
                 if self.lookup(&e.key, hash).is_some() {
                     f(e, true);
                     false
                 } else {
-                    self.index.insert(hash, slot)
+                    self.index.insert(hash, slot).is_some()
                 }
             };
             if !keep {
@@ -156,12 +156,12 @@ mod tests {
     fn add(s: &mut FlowShard, i: u32, now: u64) -> Result<FlowId, TableFull> {
         let m = udp(i);
         let (k, sw) = FlowKey::from_meta(&m, true);
-        s.insert(&k, k.hash(), sw, &m, now, &mut |_| {})
+        s.insert(&k, s.hash(&k), sw, &m, now, &mut |_| {})
     }
 
     fn find(s: &FlowShard, i: u32) -> Option<FlowId> {
         let (k, _) = FlowKey::from_meta(&udp(i), true);
-        s.lookup(&k, k.hash())
+        s.lookup(&k, s.hash(&k))
     }
 
     fn src_of(e: &FlowEntry) -> u32 {

@@ -47,12 +47,12 @@ fn reply(m: &PacketMeta) -> PacketMeta {
 
 fn add(s: &mut FlowShard, m: &PacketMeta, now: u64) -> Result<FlowId, TableFull> {
     let (k, sw) = FlowKey::from_meta(m, true);
-    s.insert(&k, k.hash(), sw, m, now, &mut |_| {})
+    s.insert(&k, s.hash(&k), sw, m, now, &mut |_| {})
 }
 
 fn find(s: &FlowShard, m: &PacketMeta) -> Option<FlowId> {
     let (k, _) = FlowKey::from_meta(m, true);
-    s.lookup(&k, k.hash())
+    s.lookup(&k, s.hash(&k))
 }
 
 #[test]
@@ -71,9 +71,9 @@ fn insert_lookup_update_both_directions() {
     assert_eq!((e.first_seen(), e.last_seen()), (10, 10));
 
     let (_, sw) = FlowKey::from_meta(&m, true);
-    assert_eq!(s.update(id, sw, &m, 11), Dir::Orig);
+    assert_eq!(s.update(id, sw, &m, 11).dir, Dir::Orig);
     assert_eq!(s.entry(id).state(), FlowState::New, "same direction again");
-    assert_eq!(s.update(id, !sw, &reply(&m), 12), Dir::Reply);
+    assert_eq!(s.update(id, !sw, &reply(&m), 12).dir, Dir::Reply);
     let e = s.entry(id);
     assert_eq!(e.state(), FlowState::Established);
     assert_eq!((e.pkts(Dir::Orig), e.pkts(Dir::Reply)), (2, 1));
@@ -102,7 +102,7 @@ fn icmp_echo_reply_establishes_the_request_flow() {
     let id = add(&mut s, &req, 0).unwrap();
     assert_eq!(find(&s, &rep), Some(id));
     let (_, sw) = FlowKey::from_meta(&rep, true);
-    assert_eq!(s.update(id, sw, &rep, 1), Dir::Reply);
+    assert_eq!(s.update(id, sw, &rep, 1).dir, Dir::Reply);
     assert_eq!(s.entry(id).state(), FlowState::Established);
 }
 
@@ -157,7 +157,7 @@ fn full_table_of_fresh_established_flows_refuses_new_ones() {
     }
     let mut evicted = 0;
     let (k, sw) = FlowKey::from_meta(&udp(9), true);
-    let r = s.insert(&k, k.hash(), sw, &udp(9), 2, &mut |_| evicted += 1);
+    let r = s.insert(&k, s.hash(&k), sw, &udp(9), 2, &mut |_| evicted += 1);
     assert_eq!(r, Err(TableFull));
     assert_eq!(evicted, 0);
     assert_eq!(s.len(), 4);
@@ -179,7 +179,7 @@ fn full_table_evicts_the_oldest_unestablished_flow() {
     let mut gone = Vec::new();
     let (k, sw) = FlowKey::from_meta(&udp(9), true);
     let id = s
-        .insert(&k, k.hash(), sw, &udp(9), 6, &mut |e| gone.push(*e))
+        .insert(&k, s.hash(&k), sw, &udp(9), 6, &mut |e| gone.push(*e))
         .unwrap();
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0].opener_tuple(), crate::packet::Tuple::of(&udp(2)));
@@ -207,7 +207,7 @@ fn full_table_evicts_an_expired_established_flow() {
     let (k, sw) = FlowKey::from_meta(&udp(9), true);
     let mut gone = 0;
     assert!(s
-        .insert(&k, k.hash(), sw, &udp(9), now + 1, &mut |_| gone += 1)
+        .insert(&k, s.hash(&k), sw, &udp(9), now + 1, &mut |_| gone += 1)
         .is_ok());
     assert_eq!(gone, 1);
 }
@@ -393,4 +393,154 @@ fn many_flows_round_trip() {
     for i in 0..n {
         assert_eq!(find(&s, &reply(&tcp(i, 0))).is_some(), i % 3 != 0, "{i}");
     }
+}
+
+/// A TCP flow of client `i`: handshake completed (assured) at `t`.
+fn assured_tcp(s: &mut FlowShard, i: u32, t: u64) -> FlowId {
+    let syn = PacketMeta {
+        tcp_window: 1000,
+        ..tcp(i, tcp_flags::SYN)
+    };
+    let id = add(s, &syn, t).unwrap();
+    let (_, sw) = FlowKey::from_meta(&syn, true);
+    let syn_ack = PacketMeta {
+        tcp_flags: tcp_flags::SYN | tcp_flags::ACK,
+        tcp_seq: 9000,
+        tcp_ack: 1001,
+        ..reply(&syn)
+    };
+    assert_eq!(s.update(id, !sw, &syn_ack, t).invalid, None);
+    let ack = PacketMeta {
+        tcp_flags: tcp_flags::ACK,
+        tcp_seq: 1001,
+        tcp_ack: 9001,
+        ..syn
+    };
+    assert_eq!(s.update(id, sw, &ack, t).invalid, None);
+    assert!(s.entry(id).is_assured());
+    id
+}
+
+#[test]
+fn early_drop_takes_pickups_before_handshakes_and_never_assured_flows() {
+    let mut s = FlowShard::new(&cfg(6));
+    // Two assured connections, seen long ago; two handshakes in progress; two pickups
+    // (what a spoofed ACK flood creates), the most recent.
+    let assured = [assured_tcp(&mut s, 0, 0), assured_tcp(&mut s, 1, 0)];
+    let syns = [
+        add(&mut s, &tcp(2, tcp_flags::SYN), 5).unwrap(),
+        add(&mut s, &tcp(3, tcp_flags::SYN), 6).unwrap(),
+    ];
+    let pickups = [
+        add(&mut s, &tcp(4, tcp_flags::ACK), 8).unwrap(),
+        add(&mut s, &tcp(5, tcp_flags::ACK), 7).unwrap(),
+    ];
+    assert!(pickups.iter().all(|&p| !s.entry(p).is_assured()));
+    let mut next = 10;
+    let mut insert = |s: &mut FlowShard, i: u32, flags: u8| {
+        next += 1;
+        let m = tcp(i, flags);
+        let (k, sw) = FlowKey::from_meta(&m, true);
+        let h = s.hash(&k);
+        let mut gone = Vec::new();
+        s.insert(&k, h, sw, &m, next, &mut |e| gone.push(e.opener_tuple()))
+            .unwrap();
+        gone
+    };
+    // Pickups go first, the older one first, then the handshakes; assured never.
+    let mut gone = insert(&mut s, 100, tcp_flags::ACK);
+    gone.extend(insert(&mut s, 101, tcp_flags::ACK));
+    gone.extend(insert(&mut s, 102, tcp_flags::ACK));
+    let t = |i: u32, f: u8| crate::packet::Tuple::of(&tcp(i, f));
+    assert_eq!(
+        gone,
+        [
+            t(5, tcp_flags::ACK),
+            t(4, tcp_flags::ACK),
+            t(100, tcp_flags::ACK)
+        ]
+    );
+    assert_eq!(find(&s, &tcp(2, 0)), Some(syns[0]));
+    assert_eq!(find(&s, &tcp(3, 0)), Some(syns[1]));
+    // A flood of pickups churns among itself: established sessions and handshakes stay.
+    for i in 200..300 {
+        insert(&mut s, i, tcp_flags::ACK);
+    }
+    assert!(assured.iter().all(|&a| s.entry(a).is_live()));
+    assert_eq!(find(&s, &tcp(2, 0)), Some(syns[0]));
+    // A new connection displaces a pickup, not a session.
+    insert(&mut s, 400, tcp_flags::SYN);
+    assert_eq!(find(&s, &tcp(0, 0)), Some(assured[0]));
+    assert_eq!(find(&s, &tcp(1, 0)), Some(assured[1]));
+    assert!(find(&s, &tcp(400, 0)).is_some());
+}
+
+#[test]
+fn unanswered_pickups_age_out_like_handshakes() {
+    let mut s = FlowShard::new(&cfg(8));
+    let pickup = add(&mut s, &tcp(1, tcp_flags::ACK), 0).unwrap();
+    let answered = add(&mut s, &tcp(2, tcp_flags::ACK), 0).unwrap();
+    let m = tcp(2, tcp_flags::ACK);
+    let (_, sw) = FlowKey::from_meta(&m, true);
+    let r = PacketMeta {
+        tcp_seq: 0,
+        tcp_ack: 1000,
+        ..reply(&m)
+    };
+    assert_eq!(s.update(answered, !sw, &r, 0).invalid, None);
+    assert!(s.entry(answered).is_assured());
+    // tcp_new is 60 s: the unanswered pickup goes then, the answered one stays.
+    let now = 61 * TPS;
+    assert!(s.is_expired(s.entry(pickup), now));
+    assert!(!s.is_expired(s.entry(answered), now));
+    s.expire_slice(now, 8, &mut |_| {});
+    assert_eq!(s.len(), 1);
+}
+
+#[test]
+fn tombstones_expire_fast_are_not_refreshed_and_are_invisible_to_scans() {
+    let mut s = FlowShard::new(&cfg(8));
+    let m = tcp(1, tcp_flags::ACK);
+    let (k, sw) = FlowKey::from_meta(&m, true);
+    let h = s.hash(&k);
+    let id = s.insert_tombstone(&k, h, sw, &m, 0, &mut |_| {}).unwrap();
+    let e = s.entry(id);
+    assert!(e.is_tombstone() && e.rst_sent());
+    assert_eq!(
+        (e.state(), e.verdict()),
+        (FlowState::Closed, Verdict::Reject)
+    );
+    assert_eq!(find(&s, &m), Some(id));
+    let mut seen = 0;
+    assert_eq!(
+        s.scan(0, 8, &mut |_, _| {
+            seen += 1;
+            false
+        }),
+        None
+    );
+    assert_eq!(seen, 0);
+    // Five seconds by default.
+    assert!(!s.is_expired(s.entry(id), 5 * TPS));
+    assert!(s.is_expired(s.entry(id), 5 * TPS + 1));
+    s.expire_slice(5 * TPS + 1, 8, &mut |_| {});
+    assert!(s.is_empty());
+}
+
+#[test]
+fn out_of_window_segments_do_not_refresh_the_idle_timer() {
+    let mut s = FlowShard::new(&cfg(8));
+    let id = assured_tcp(&mut s, 1, 0);
+    let m = tcp(1, tcp_flags::ACK);
+    let (_, sw) = FlowKey::from_meta(&m, true);
+    let spoofed = PacketMeta {
+        tcp_seq: 1001 + (1 << 31),
+        tcp_ack: 9001,
+        ..m
+    };
+    let pkts = s.entry(id).pkts(Dir::Orig);
+    let t = s.update(id, sw, &spoofed, 50 * TPS);
+    assert_eq!(t.invalid, Some(crate::flow::TcpInvalid::SeqOutOfWindow));
+    assert_eq!(s.entry(id).last_seen(), 0);
+    assert_eq!(s.entry(id).pkts(Dir::Orig), pkts);
 }

@@ -1,0 +1,205 @@
+//! Calls to one zone's appliance: AWS JSON 1.0 over HTTPS (its CA from the inventory),
+//! signed with SigV4 using that zone's credentials. Distinguishes the appliance's own
+//! refusals (passed through to the caller unchanged) from the zone being unreachable
+//! (its operations then fail with a clear error while the other zones keep working).
+
+use std::time::{Instant, SystemTime};
+
+use mgmt::sigv4::{self, Credentials};
+use serde_json::Value;
+
+use crate::inventory::{Fleet, Zone};
+use crate::metrics::Metrics;
+
+pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
+pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// SigV4 service name of the AWS API (the appliance verifies for it too).
+pub const SERVICE: &str = "network-firewall";
+/// Largest appliance answer the fleet reads (a results page of 100 flows is ~30 KiB).
+const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// Why a call to a zone did not return a result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The appliance answered with an error in the service's shape: passed on as it is.
+    #[error("{kind}: {message}")]
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    /// No answer: connection refused, TLS failure, timeout, or a body that is not the API's.
+    #[error("zone {zone}: appliance unreachable: {reason}")]
+    Unreachable { zone: String, reason: String },
+}
+
+/// One appliance's API, ready to call.
+pub struct ZoneClient {
+    pub name: String,
+    pub id: String,
+    pub firewall_arn: String,
+    pub subnet_id: String,
+    pub endpoint_id: String,
+    http: reqwest::Client,
+    url: reqwest::Url,
+    host: String,
+    creds: Credentials,
+    region: String,
+}
+
+impl ZoneClient {
+    pub fn new(zone: &Zone, fleet: &Fleet) -> Result<ZoneClient, String> {
+        let url = reqwest::Url::parse(&zone.api).map_err(|e| format!("{}: {e}", zone.api))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(format!("{}: no host", zone.api)),
+        };
+        let mut builder = reqwest::Client::builder()
+            .timeout(fleet.upstream_timeout())
+            .connect_timeout(
+                fleet
+                    .upstream_timeout()
+                    .min(std::time::Duration::from_secs(3)),
+            )
+            .use_rustls_tls()
+            .https_only(url.scheme() == "https");
+        if let Some(ca) = &zone.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("zone {}: HTTP client: {e}", zone.name))?;
+        Ok(ZoneClient {
+            name: zone.name.clone(),
+            id: zone.id.clone(),
+            firewall_arn: zone.firewall_arn(fleet).to_string(),
+            subnet_id: zone.subnet_id(),
+            endpoint_id: zone.endpoint_id(),
+            http,
+            url,
+            host,
+            creds: Credentials {
+                access_key_id: zone.access_key_id.clone(),
+                secret_access_key: zone.secret_access_key.clone(),
+            },
+            region: zone.region(fleet).to_string(),
+        })
+    }
+
+    /// Calls `action` with `body` (AWS JSON 1.0) and returns the appliance's answer.
+    pub async fn call(
+        &self,
+        action: &str,
+        body: &Value,
+        metrics: &Metrics,
+    ) -> Result<Value, UpstreamError> {
+        let started = Instant::now();
+        let out = self.call_inner(action, body).await;
+        metrics.observe_upstream(&self.name, action, started.elapsed(), &out);
+        out
+    }
+
+    async fn call_inner(&self, action: &str, body: &Value) -> Result<Value, UpstreamError> {
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        let mut headers = vec![
+            ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
+            (
+                "x-amz-target".to_string(),
+                format!("{TARGET_PREFIX}{action}"),
+            ),
+        ];
+        let path = match self.url.path() {
+            "" => "/",
+            p => p,
+        };
+        sigv4::sign(
+            "POST",
+            &self.host,
+            path,
+            "",
+            &mut headers,
+            &payload,
+            &self.creds,
+            &self.region,
+            SERVICE,
+            SystemTime::now(),
+        );
+        let mut req = self.http.post(self.url.clone()).body(payload);
+        for (name, value) in &headers {
+            // reqwest sends the same Host from the URL; the signature covers that value.
+            if name != "host" {
+                req = req.header(name.as_str(), value.as_str());
+            }
+        }
+        let unreachable = |reason: String| UpstreamError::Unreachable {
+            zone: self.name.clone(),
+            reason,
+        };
+        let resp = req.send().await.map_err(|e| unreachable(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| unreachable(format!("reading the answer: {}", error_chain(&e))))?;
+        if bytes.len() > MAX_ANSWER_BYTES {
+            return Err(unreachable(format!(
+                "answer of {} bytes is larger than {MAX_ANSWER_BYTES}",
+                bytes.len()
+            )));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+            unreachable(format!(
+                "HTTP {status} with a body that is not the AWS API's JSON"
+            ))
+        })?;
+        if status == 200 {
+            return Ok(value);
+        }
+        let kind = value
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| "InternalServerError".into());
+        let message = value
+            .get("message")
+            .or_else(|| value.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Err(UpstreamError::Api {
+            status,
+            kind,
+            message,
+        })
+    }
+
+    /// Whether the appliance answers HTTP at all (its unauthenticated `/healthz`).
+    pub async fn probe(&self) -> Result<(), String> {
+        let url = self
+            .url
+            .join("/healthz")
+            .map_err(|e| format!("health URL: {e}"))?;
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error_chain(&e))
+    }
+}
+
+/// `e` and its sources, so "error sending request" says *why* (refused, TLS, timeout).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
