@@ -13,7 +13,7 @@ use dataplane::packet::tcp_flags::SYN;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
 use mgmt::cli::Api;
 use mgmt::sigv4::Credentials;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -467,13 +467,18 @@ fn fleet_routes_flow_operations_by_zone_with_the_aws_cli() {
     ]);
     assert_eq!(v["FlowOperations"].as_array().unwrap().len(), 2);
     // A tampered merged token is refused, not reinterpreted.
+    // (Sent as the raw NextToken: the CLI's --starting-token would decode it client-side.)
+    let tampered = json!({
+        "FirewallArn": ARN,
+        "NextToken": "eyJ2IjoxLCJ0IjpudWxsLCJ6Ijp7Im5vcGUiOiIifX0="
+    })
+    .to_string();
     fx.fleet
         .aws(&[
             "list-flow-operations",
-            "--firewall-arn",
-            ARN,
-            "--starting-token",
-            "eyJ2IjoxLCJ0IjpudWxsLCJ6Ijp7Im5vcGUiOiIifX0=",
+            "--no-paginate",
+            "--cli-input-json",
+            &tampered,
         ])
         .assert_error("InvalidRequestException", "ListFlowOperations");
 

@@ -55,7 +55,11 @@ impl StubZone {
             .expect("spawn python3 policy_zone_stub.py");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http("GET", &format!("127.0.0.1:{}", self.port), "/healthz", "").0 != 200 {
+        let addr = format!("127.0.0.1:{}", self.port);
+        // The stub may not be listening yet: probe the port before asking for /healthz.
+        while std::net::TcpStream::connect(&addr).is_err()
+            || http("GET", &addr, "/healthz", "").0 != 200
+        {
             assert!(
                 Instant::now() < deadline,
                 "stub zone {} not ready",
