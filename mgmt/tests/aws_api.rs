@@ -188,7 +188,7 @@ fn start_flow_flush_is_a_flush() {
     let api = Api::new("aws-flush", 1, "");
     let v = api.ok(
         "StartFlowFlush",
-        json!({"FlowFilters": [filter_src("2001:2::/48")], "AvailabilityZoneId": ZONE}),
+        json!({"FlowFilters": [filter_src("2001:2::/48")], "AvailabilityZone": ZONE}),
     );
     assert_eq!(
         api.h.take_scan(0).kind,
