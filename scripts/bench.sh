@@ -8,10 +8,20 @@
 #   * new flows per second with ~1,000 stateful rules: a pcap of 1,000,000 distinct SYNs
 #     replayed into a 131,072-entry table, so every packet creates a flow (evicting one);
 #   * capture and flush of the 1,000,000-flow table through the native API while
-#     forwarding: API call → COMPLETED, and the forwarding rate during vs before.
+#     forwarding: API call → COMPLETED, and the forwarding rate during vs before; also a
+#     capture and a flush filtered to src 198.18.0.0/16 (half of the flows);
+#   * Linux conntrack side by side: the same 1,000,000 flows as UDP into a namespace's
+#     conntrack (veth, nftables `ct state new accept`, local delivery so entries are
+#     confirmed), then `conntrack -L`, `-L -s 198.18.0.0/16`, `-D -s 198.18.0.0/16`, `-F`
+#     timed (nf_conntrack_max and the hash size raised for the run, restored after).
 #
 # It ends with the machine-readable line
 #   RESULT fwd_ratio_1flow=… fwd_ratio_1m=… mpps_1m=… new_flows_per_s=… capture_1m_s=… flush_1m_s=… fwd_during_op_ratio=…
+#          capture_filtered_s=… flush_filtered_s=… ct_list_s=… ct_list_filtered_s=… ct_delete_filtered_s=… ct_flush_s=…
+#          ct_vs_capture=… ct_vs_capture_filtered=… ct_vs_flush_filtered=… ct_vs_flush=…
+#          ipp_1flow=… ipp_1m=… ipp_new_flow=… ipp_evict=… ipp_capture=… ipp_flush_all=…
+#   (ct_vs_X = conntrack's time / Flowgate's: above 1 means Flowgate is faster; ipp_X =
+#   instructions per packet or per scanned flow under callgrind, scripts/bench/ipp.sh)
 #
 # usage: scripts/bench.sh [--quick | --smoke] [--runs N]
 #   (default) 3 runs of 10 s windows, medians reported; ~6 minutes
@@ -29,7 +39,7 @@ while [ $# -gt 0 ]; do
         --quick) MODE=quick ;;
         --smoke) MODE=smoke ;;
         --runs) RUNS="$2"; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
@@ -45,15 +55,119 @@ NEWFLOW_TABLE=131072
 [ "$(id -u)" -eq 0 ] || die "scripts/bench.sh needs root (DPDK EAL)"
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd not found (apt-get install dpdk)"
 command -v curl >/dev/null || die "curl not found"
+ensure_packages conntrack nftables iproute2
+
+# ---------------------------------------------------------------- Linux conntrack
+CT_MAX_PATH=/proc/sys/net/netfilter/nf_conntrack_max
+CT_HASH_PATH=/sys/module/nf_conntrack/parameters/hashsize
+# ct_raise_limits FLOWS: room for FLOWS entries in the (global) conntrack limits; the old
+# values come back in ct_restore_limits (also on failure, from the cleanup).
+ct_raise_limits() {
+    local want=$(( $1 * 2 )) buckets=1
+    while [ "$buckets" -lt "$1" ]; do buckets=$(( buckets * 2 )); done
+    [ -w "$CT_MAX_PATH" ] && [ -w "$CT_HASH_PATH" ] || die "nf_conntrack not loaded (modprobe nf_conntrack) or its limits are not writable"
+    [ -n "$CT_RESTORE" ] || CT_RESTORE="$(cat "$CT_MAX_PATH") $(cat "$CT_HASH_PATH")"
+    [ "$(cat "$CT_MAX_PATH")" -ge "$want" ] || echo "$want" >"$CT_MAX_PATH"
+    [ "$(cat "$CT_HASH_PATH")" -ge "$buckets" ] || echo "$buckets" >"$CT_HASH_PATH"
+}
+ct_restore_limits() {
+    [ -n "$CT_RESTORE" ] || return 0
+    local max hash
+    read -r max hash <<<"$CT_RESTORE"
+    echo "$hash" >"$CT_HASH_PATH" 2>/dev/null || true
+    echo "$max" >"$CT_MAX_PATH" 2>/dev/null || true
+    CT_RESTORE=""
+}
+# timed CMD…: runs CMD, sets T_S to its wall-clock seconds and T_ERR to its stderr.
+timed() {
+    local t0 t1
+    t0=$(now_s)
+    "$@" >/dev/null 2>"$WORK/timed.err" || die "$* failed: $(tail -3 "$WORK/timed.err")"
+    t1=$(now_s)
+    T_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    T_ERR=$(cat "$WORK/timed.err")
+}
+# shown_count TEXT: N of conntrack's "N flow entries have been shown/deleted."
+shown_count() { grep -o '[0-9]* flow entries' <<<"$1" | awk '{ print $1 }'; }
+# ct_run PCAP FLOWS: fills a fresh namespace's conntrack with the UDP flows of PCAP
+# (replayed from a second namespace over a veth, delivered locally: the servers'
+# 198.19.255.0/24 is a local route in the receiver, and the nftables rule
+# `ct state new accept` in its input hook makes conntrack confirm every flow), then times
+# conntrack -L, -L -s 198.18.0.0/16, -D -s 198.18.0.0/16 and -F. Sets CT_L CT_LS CT_DS CT_F.
+ct_run() {
+    local pcap=$1 flows=$2 tx="fgb-ct-tx-$$" rx="fgb-ct-rx-$$" n shown
+    # The lab lock: namespaces and the global conntrack limits are shared with the labs.
+    exec 8>/tmp/flowgate-lab.lock
+    flock 8
+    ct_raise_limits "$flows"
+    NETNS+=("$tx" "$rx")
+    ip netns add "$tx"
+    ip netns add "$rx"
+    ip link add fgbct0 netns "$tx" type veth peer name fgbct1 netns "$rx"
+    # The receiver takes the frames' destination MAC as its own, so they are for this host.
+    local mac
+    mac=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(64); print(":".join(f"{b:02x}" for b in d[40:46]))' "$pcap")
+    ip -n "$rx" link set fgbct1 address "$mac"
+    ip -n "$tx" link set fgbct0 txqueuelen 10000 up
+    ip -n "$rx" link set fgbct1 up
+    ip -n "$rx" link set lo up
+    ip -n "$rx" route add local 198.19.255.0/24 dev lo
+    ip netns exec "$rx" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.fgbct1.rp_filter=0 \
+        net.netfilter.nf_conntrack_udp_timeout=3600 net.ipv4.icmp_ratelimit=1000000000
+    ip netns exec "$rx" nft -f - <<'NFT'
+table inet fgb_bench {
+    chain input {
+        type filter hook input priority filter; policy accept;
+        ct state new accept
+    }
+}
+NFT
+    local round
+    for round in 1 2 3; do
+        ip netns exec "$tx" python3 "$FG_ROOT/scripts/lab/replay.py" fgbct0 "$pcap" >"$WORK/ct-fill.log" 2>&1 \
+            || die "replay into conntrack failed: $(tail -3 "$WORK/ct-fill.log")"
+        n=$(ip netns exec "$rx" conntrack -C)
+        echo "  conntrack: $n entries after replay $round ($(cat "$WORK/ct-fill.log"))" >&2
+        # Frames the veth backlog dropped are sent again (existing flows are only refreshed).
+        [ "$n" -lt $(( flows * 99 / 100 )) ] || break
+    done
+    [ "$n" -ge $(( flows * 99 / 100 )) ] || die "conntrack holds $n entries, want $flows"
+    timed ip netns exec "$rx" conntrack -L
+    CT_L=$T_S; shown=$(shown_count "$T_ERR")
+    echo "  conntrack -L: $shown entries in $CT_L s" >&2
+    timed ip netns exec "$rx" conntrack -L -s 198.18.0.0/16
+    CT_LS=$T_S; shown=$(shown_count "$T_ERR")
+    echo "  conntrack -L -s 198.18.0.0/16: $shown entries in $CT_LS s" >&2
+    timed ip netns exec "$rx" conntrack -D -s 198.18.0.0/16
+    CT_DS=$T_S; shown=$(shown_count "$T_ERR")
+    echo "  conntrack -D -s 198.18.0.0/16: $shown entries deleted in $CT_DS s" >&2
+    # Refilled, so that -F empties the whole table as Flowgate's full flush does.
+    ip netns exec "$tx" python3 "$FG_ROOT/scripts/lab/replay.py" fgbct0 "$pcap" >"$WORK/ct-fill.log" 2>&1 \
+        || die "replay into conntrack failed: $(tail -3 "$WORK/ct-fill.log")"
+    n=$(ip netns exec "$rx" conntrack -C)
+    timed ip netns exec "$rx" conntrack -F
+    CT_F=$T_S
+    echo "  conntrack -F: $n entries in $CT_F s (left: $(ip netns exec "$rx" conntrack -C))" >&2
+    ip netns del "$tx"
+    ip netns del "$rx"
+    NETNS=()
+    ct_restore_limits
+    flock -u 8
+    exec 8>&-
+}
 
 WORK="$(mktemp -d /tmp/fg-bench.XXXXXX)"
 PIDS=()
 PREFIXES=()
+NETNS=()
+CT_RESTORE=""
 cleanup() {
     local rc=$?
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     for p in "${PREFIXES[@]}"; do rm -rf "/var/run/dpdk/$p"; done
+    for n in "${NETNS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+    ct_restore_limits
     if [ "$rc" -ne 0 ]; then
         echo "bench failed (exit $rc); logs:" >&2
         tail -n 20 "$WORK"/*.log >&2 2>/dev/null || true
@@ -80,6 +194,8 @@ log "generating pcaps (flowgate-gen)"
 "$FLOWGATE_GEN_BIN" --flows 1 --packets 1024 --kind established --size 64 --seed 1 --out "$WORK/1flow.pcap" 2>/dev/null
 "$FLOWGATE_GEN_BIN" --flows "$BIG" --kind established --size 64 --seed 2 --out "$WORK/big.pcap" 2>/dev/null
 "$FLOWGATE_GEN_BIN" --flows "$BIG" --kind syn --size 64 --seed 3 --out "$WORK/syn.pcap" 2>/dev/null
+# The same flows (sources, ports, servers) as UDP datagrams, for Linux conntrack.
+"$FLOWGATE_GEN_BIN" --flows "$BIG" --kind udp --size 64 --seed 2 --out "$WORK/udp.pcap" 2>/dev/null
 
 # The lab policy, except that a TCP segment without a flow is picked up (continue) instead
 # of rejected: the replayed pcaps are mid-connection segments, whose first round must
@@ -222,22 +338,32 @@ rate() {
     awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }'
 }
 
-# fg_operation capture|flush: sets OP_S (API call → final status) and OP_RATE (tx/s meanwhile)
+# fg_operation capture|flush [SRC_CIDR]: sets OP_S (API call → final status), OP_RATE
+# (tx/s meanwhile) and OP_MATCHED; without SRC_CIDR the filter matches every flow.
 fg_operation() {
     local out secs tx0 tx1 matched status
-    out=$(python3 "$BENCH_LIB/op.py" "$FG_API" "$1") || die "$1 failed: $out"
+    out=$(python3 "$BENCH_LIB/op.py" "$FG_API" "$@") || die "$* failed: $out"
     read -r secs tx0 tx1 matched status <<<"$out"
-    [ "$status" = COMPLETED ] || die "$1 ended $status"
+    [ "$status" = COMPLETED ] || die "$* ended $status"
     OP_S=$secs
+    OP_MATCHED=$matched
     OP_RATE=$(awk -v s="$secs" -v a="$tx0" -v b="$tx1" 'BEGIN { printf "%.0f", (b - a) / s }')
-    echo "  $1: $matched flows matched in $OP_S s" >&2
+    echo "  $*: $matched flows matched in $OP_S s" >&2
+}
+# wait_refilled: the replayed pcap recreates flushed flows; waits until the table is full again.
+wait_refilled() {
+    local t=0
+    until [ "$(metric flowgate_flows_active)" -ge $(( BIG * 99 / 100 )) ]; do
+        sleep 0.1; t=$((t + 1))
+        [ $t -lt 600 ] || die "table not refilled after a flush: $(metric flowgate_flows_active) flows"
+    done
 }
 
 mpps() { awk -v r="$1" 'BEGIN { printf "%.3f", r / 1e6 }'; }
 
 step() { log "[${SECONDS}s] $*"; }
 # ---------------------------------------------------------------- runs
-declare -a TP1 FG1 TPB FGB NEWF CAP FLU DUR
+declare -a TP1 FG1 TPB FGB NEWF CAP FLU DUR CAPF FLUF CTL CTLS CTDS CTF
 step "mode $MODE: $RUNS run(s), ${WIN} s windows, $BIG flows, $RULES_N stateful rules; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
     step "run $r/$RUNS: 1 flow"
@@ -259,6 +385,9 @@ for r in $(seq 1 "$RUNS"); do
     before=$(rate flowgate_tx_packets_total "$WIN")
     FGB+=("$(mpps "$before")")
     fg_operation capture; cap_s=$OP_S; cap_rate=$OP_RATE
+    fg_operation capture 198.18.0.0/16; CAPF+=("$OP_S")
+    fg_operation flush 198.18.0.0/16; FLUF+=("$OP_S")
+    wait_refilled
     fg_operation flush; flu_s=$OP_S; flu_rate=$OP_RATE
     CAP+=("$cap_s"); FLU+=("$flu_s")
     # Forwarding during the operations, weighted by their durations, relative to before.
@@ -273,16 +402,27 @@ for r in $(seq 1 "$RUNS"); do
     NEWF+=("$(rate flowgate_flows_created_total "$WIN")")
     fg_stop
     echo "  ${NEWF[-1]} new flows/s" >&2
+
+    step "run $r/$RUNS: Linux conntrack, $BIG UDP flows"
+    ct_run "$WORK/udp.pcap" "$BIG"
+    CTL+=("$CT_L"); CTLS+=("$CT_LS"); CTDS+=("$CT_DS"); CTF+=("$CT_F")
 done
+
+# ---------------------------------------------------------------- instructions per packet
+step "instructions per packet (callgrind)"
+IPP_LINE=$("$BENCH_LIB/ipp.sh" $([ "$MODE" = smoke ] && echo --smoke)) || die "scripts/bench/ipp.sh failed"
+IPP_FIELDS=${IPP_LINE#IPP }
 
 # ---------------------------------------------------------------- report
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "inf" }'; }
 
 m_tp1=$(median "${TP1[@]}"); m_fg1=$(median "${FG1[@]}")
 m_tpb=$(median "${TPB[@]}"); m_fgb=$(median "${FGB[@]}")
 m_new=$(median "${NEWF[@]}"); m_cap=$(median "${CAP[@]}"); m_flu=$(median "${FLU[@]}"); m_dur=$(median "${DUR[@]}")
+m_capf=$(median "${CAPF[@]}"); m_fluf=$(median "${FLUF[@]}")
+m_ctl=$(median "${CTL[@]}"); m_ctls=$(median "${CTLS[@]}"); m_ctds=$(median "${CTDS[@]}"); m_ctf=$(median "${CTF[@]}")
 echo
 printf '%-44s %12s %18s\n' "measurement ($MODE, $RUNS runs)" median "min..max"
 printf '%-44s %12s %18s\n' "testpmd io, 1 flow (Mpps)" "$m_tp1" "$(minmax "${TP1[@]}")"
@@ -293,4 +433,13 @@ printf '%-44s %12s %18s\n' "new flows/s, $RULES_N rules" "$m_new" "$(minmax "${N
 printf '%-44s %12s %18s\n' "capture of $BIG flows (s)" "$m_cap" "$(minmax "${CAP[@]}")"
 printf '%-44s %12s %18s\n' "flush of $BIG flows (s)" "$m_flu" "$(minmax "${FLU[@]}")"
 printf '%-44s %12s %18s\n' "forwarding during ops / before" "$m_dur" "$(minmax "${DUR[@]}")"
-echo "RESULT fwd_ratio_1flow=$(ratio "$m_fg1" "$m_tp1") fwd_ratio_1m=$(ratio "$m_fgb" "$m_tpb") mpps_1m=$m_fgb new_flows_per_s=$m_new capture_1m_s=$m_cap flush_1m_s=$m_flu fwd_during_op_ratio=$m_dur"
+printf '%-44s %12s %18s\n' "capture, src 198.18.0.0/16 (s)" "$m_capf" "$(minmax "${CAPF[@]}")"
+printf '%-44s %12s %18s\n' "flush, src 198.18.0.0/16 (s)" "$m_fluf" "$(minmax "${FLUF[@]}")"
+printf '%-44s %12s %18s\n' "conntrack -L, $BIG flows (s)" "$m_ctl" "$(minmax "${CTL[@]}")"
+printf '%-44s %12s %18s\n' "conntrack -L -s 198.18.0.0/16 (s)" "$m_ctls" "$(minmax "${CTLS[@]}")"
+printf '%-44s %12s %18s\n' "conntrack -D -s 198.18.0.0/16 (s)" "$m_ctds" "$(minmax "${CTDS[@]}")"
+printf '%-44s %12s %18s\n' "conntrack -F, $BIG flows (s)" "$m_ctf" "$(minmax "${CTF[@]}")"
+echo "RESULT fwd_ratio_1flow=$(ratio "$m_fg1" "$m_tp1") fwd_ratio_1m=$(ratio "$m_fgb" "$m_tpb") mpps_1m=$m_fgb new_flows_per_s=$m_new capture_1m_s=$m_cap flush_1m_s=$m_flu fwd_during_op_ratio=$m_dur\
+ capture_filtered_s=$m_capf flush_filtered_s=$m_fluf ct_list_s=$m_ctl ct_list_filtered_s=$m_ctls ct_delete_filtered_s=$m_ctds ct_flush_s=$m_ctf\
+ ct_vs_capture=$(ratio "$m_ctl" "$m_cap") ct_vs_capture_filtered=$(ratio "$m_ctls" "$m_capf") ct_vs_flush_filtered=$(ratio "$m_ctds" "$m_fluf") ct_vs_flush=$(ratio "$m_ctf" "$m_flu")\
+ $IPP_FIELDS"

@@ -85,14 +85,17 @@ impl RunningWorker {
         let burst = self.burst.clamp(1, MAX_BURST);
         // The shard's bucket/entry hints become real prefetches on this core.
         self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
+        // Capture/flush slices between bursts are timed with the TSC.
+        self.engine.set_clock(dpdk_bindings::tsc);
         // The table resident now (flat memory from start, no first-touch faults on the
         // packet path), then on huge pages: random lookups in a 1M-flow table otherwise
         // pay a TLB miss each (no hugetlbfs with --no-huge; THP is usually in madvise mode).
-        let (slab, windows, index) = self.engine.shard().memory_regions();
+        let (slab, windows, index, spare) = self.engine.shard().memory_regions();
         for e in [
             dpdk_bindings::prefault(slab).err(),
             dpdk_bindings::prefault(windows).err(),
             dpdk_bindings::prefault(index).err(),
+            dpdk_bindings::prefault(spare).err(),
         ]
         .into_iter()
         .flatten()
@@ -103,7 +106,8 @@ impl RunningWorker {
         }
         let huge = dpdk_bindings::collapse_to_huge_pages(slab).unwrap_or(0)
             + dpdk_bindings::collapse_to_huge_pages(windows).unwrap_or(0)
-            + dpdk_bindings::collapse_to_huge_pages(index).unwrap_or(0);
+            + dpdk_bindings::collapse_to_huge_pages(index).unwrap_or(0)
+            + dpdk_bindings::collapse_to_huge_pages(spare).unwrap_or(0);
         eprintln!(
             "flowgate: worker flow table: {} MiB on transparent huge pages",
             huge >> 20

@@ -244,7 +244,7 @@ fn run_with_eal(
             },
             pass_untracked_when_full: ft.full_action == FullAction::PassUntracked,
             expiry_slots_per_poll: ft.expiry_slots_per_poll,
-            scan_slots_per_poll: cfg.operations.scan_slots_per_poll,
+            scan_budget_ns: cfg.operations.scan_budget_ns,
             ticks_per_sec,
             tcp_liberal: cfg.dataplane.tcp_liberal,
             reject_rst: match cfg.dataplane.reject_rst {

@@ -61,7 +61,7 @@ fn engine_with(p: Arc<CompiledPolicy>, tune: impl FnOnce(&mut EngineConfig)) -> 
         },
         pass_untracked_when_full: false,
         expiry_slots_per_poll: 64,
-        scan_slots_per_poll: 64,
+        scan_budget_ns: 1_000,
         ticks_per_sec: HZ,
         tcp_liberal: false,
         reject_rst: RejectRst::Both,
@@ -294,6 +294,141 @@ fn flush_removes_exactly_the_matching_flows_and_logs_them() {
     // The others still pass.
     let (a, _) = h.send(0, &[seg(&c, 47000, 7000, 11, 51, ACK)]);
     assert_eq!(a, vec![Action::Forward]);
+}
+
+fn flush_all(op: u64) -> Command {
+    let src = |c: &str| FlowFilter {
+        src: Some(Cidr::parse(c).unwrap()),
+        ..FlowFilter::default()
+    };
+    Command::StartScan(Box::new(ScanRequest {
+        op,
+        kind: ScanKind::Flush,
+        filter: FlowMatch {
+            filters: vec![src("0.0.0.0/0"), src("::/0")],
+            ..FlowMatch::default()
+        },
+    }))
+}
+
+fn flushed_ports(replies: &[Reply]) -> Vec<u16> {
+    let mut ports: Vec<u16> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::ScanFlow {
+                record,
+                flushed: true,
+                ..
+            } => Some(record.tuple.dst_port),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// The whole-table path: every flow gone at once, each one's end record still delivered
+/// (exactly once, as the scan's reply), later packets meet the stream exception policy,
+/// and flows created during the walk are not part of the flush.
+#[test]
+fn flush_of_every_flow_detaches_the_table_and_logs_each_flow() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    let ports: Vec<u16> = (7000..7200).collect();
+    for &p in &ports {
+        h.send(0, &[seg(&c, 40000 + p, p, 1, 0, SYN)]);
+    }
+    assert_eq!(h.e.shard().len(), 200);
+    assert!(h.rings.commands.push(flush_all(5)).is_ok());
+    // One poll takes the command and detaches the index: no flow is found any more.
+    h.now += 10;
+    h.e.poll(h.now, &h.rings);
+    assert!(h.e.shard().is_detaching());
+    let (a, rsts) = h.send(0, &[seg(&c, 47000, 7000, 2, 1, PSH | ACK)]);
+    assert_eq!(a, vec![Action::Drop(DropReason::Midstream)]);
+    assert_eq!(rsts.len(), 2);
+    // A new connection during the walk is a new flow, not flushed.
+    let (a, _) = h.send(0, &[seg(&c, 41000, 9000, 1, 0, SYN)]);
+    assert_eq!(a, vec![Action::Forward]);
+    let mut replies = Vec::new();
+    while let Some(r) = h.rings.replies.pop() {
+        replies.push(r);
+    }
+    replies.extend(h.poll_until_done(5));
+    assert_eq!(flushed_ports(&replies), ports);
+    match replies.last() {
+        Some(Reply::ScanDone {
+            matched, cancelled, ..
+        }) => assert_eq!((*matched, *cancelled), (200, false)),
+        _ => panic!("no ScanDone"),
+    }
+    assert_eq!(h.e.counters().flows_flushed, 200);
+    // Left: the flow created during the walk, and the reject tombstone the reset
+    // midstream packet left (one RST pair per flow).
+    assert_eq!(h.e.shard().len(), 2);
+    let flushed_events = std::iter::from_fn(|| h.rings.events.pop())
+        .filter(|e| {
+            matches!(
+                e,
+                Event::FlowEnd {
+                    reason: dataplane::flow::EndReason::Flushed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(flushed_events, 0, "no second copy on the event ring");
+}
+
+/// A flush-all cancelled mid-walk still ends every detached flow: the rest of the walk
+/// runs between bursts and their records go out as flow-end events.
+#[test]
+fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    for p in 7000..7300u16 {
+        h.send(0, &[seg(&c, 40000 + p, p, 1, 0, SYN)]);
+    }
+    assert!(h.rings.commands.push(flush_all(6)).is_ok());
+    h.now += 10;
+    h.e.poll(h.now, &h.rings);
+    assert!(h.rings.commands.push(Command::CancelScan { op: 6 }).is_ok());
+    let mut replies = Vec::new();
+    let mut events = 0usize;
+    for _ in 0..1000 {
+        h.now += 10;
+        h.e.poll(h.now, &h.rings);
+        while let Some(r) = h.rings.replies.pop() {
+            replies.push(r);
+        }
+        events += std::iter::from_fn(|| h.rings.events.pop())
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::FlowEnd {
+                        reason: dataplane::flow::EndReason::Flushed,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert!(replies.iter().any(|r| matches!(
+        r,
+        Reply::ScanDone {
+            op: 6,
+            cancelled: true,
+            ..
+        }
+    )));
+    assert!(!h.e.shard().is_detaching());
+    assert!(h.e.shard().is_empty());
+    assert_eq!(
+        flushed_ports(&replies).len() + events,
+        300,
+        "every flow logged once"
+    );
+    assert_eq!(h.e.counters().flows_flushed, 300);
 }
 
 #[test]

@@ -84,7 +84,7 @@ impl Harness {
             },
             pass_untracked_when_full: false,
             expiry_slots_per_poll: 64,
-            scan_slots_per_poll: 64,
+            scan_budget_ns: 1_000,
             ticks_per_sec: HZ,
             tcp_liberal: false,
             reject_rst: RejectRst::Both,

@@ -950,6 +950,31 @@ impl Sink for App {
         }
     }
 
+    /// A scan's replies in bulk: the flushed records go to the log queue and the scan
+    /// replies to the operation manager, one lock each per batch.
+    fn on_replies(&self, worker: usize, replies: &mut Vec<Reply>) {
+        self.log_queue
+            .push_flushed_batch(&mut replies.iter().filter_map(|r| match r {
+                Reply::ScanFlow {
+                    record,
+                    flushed: true,
+                    ..
+                } => Some(Event::FlowEnd {
+                    record: *record,
+                    reason: EndReason::Flushed,
+                }),
+                _ => None,
+            }));
+        let mut scan = Vec::with_capacity(replies.len());
+        for r in replies.drain(..) {
+            match r {
+                r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => scan.push(r),
+                other => self.on_reply(worker, other),
+            }
+        }
+        self.ops.on_replies(worker, &mut scan.into_iter());
+    }
+
     fn on_events(&self, _worker: usize, events: &mut dyn Iterator<Item = Event>) {
         self.log_queue.extend(events);
     }

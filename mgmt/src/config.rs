@@ -431,8 +431,10 @@ pub struct Operations {
     pub result_cap: usize,
     /// A worker that has not finished its scan within this time is reported missing.
     pub worker_timeout_ms: u64,
-    /// Slab slots a worker scans per poll iteration while an operation runs.
-    pub scan_slots_per_poll: u32,
+    /// Time (ns) a worker's capture/flush scan may take per loop between bursts: the
+    /// share of a busy core an operation takes (an idle worker loops faster, so its scan
+    /// runs faster).
+    pub scan_budget_ns: u32,
 }
 
 impl Default for Operations {
@@ -441,7 +443,7 @@ impl Default for Operations {
             history_retention_seconds: 12 * 3600,
             result_cap: 1_000_000,
             worker_timeout_ms: 10_000,
-            scan_slots_per_poll: 512,
+            scan_budget_ns: 1_000,
         }
     }
 }
@@ -641,10 +643,10 @@ impl Config {
             ));
         }
         let o = &self.operations;
-        if o.result_cap == 0 || o.worker_timeout_ms == 0 || o.scan_slots_per_poll == 0 {
+        if o.result_cap == 0 || o.worker_timeout_ms == 0 || o.scan_budget_ns == 0 {
             return Err(self.err(
                 "operations",
-                "result_cap, worker_timeout_ms and scan_slots_per_poll must be > 0",
+                "result_cap, worker_timeout_ms and scan_budget_ns must be > 0",
             ));
         }
         self.validate_operable()

@@ -35,6 +35,13 @@ pub struct WorkerView {
 /// Receives what the workers send besides counters.
 pub trait Sink: Send + Sync {
     fn on_reply(&self, worker: usize, reply: Reply);
+    /// A batch of one worker's replies, in arrival order (up to [`REPLY_BATCH`]); the
+    /// batch is left empty. By default each goes to [`Sink::on_reply`].
+    fn on_replies(&self, worker: usize, replies: &mut Vec<Reply>) {
+        for r in replies.drain(..) {
+            self.on_reply(worker, r);
+        }
+    }
     /// Called with batches of events, in arrival order per worker.
     fn on_events(&self, worker: usize, events: &mut dyn Iterator<Item = Event>);
     /// Called about every 100 ms from the collector thread (timeouts, housekeeping).
@@ -46,6 +53,10 @@ pub trait Sink: Send + Sync {
         true
     }
 }
+
+/// Replies handed to [`Sink::on_replies`] at once: a scan streams one per matched flow,
+/// so its consumer takes its locks once per batch rather than once per flow.
+pub const REPLY_BATCH: usize = 1024;
 
 pub struct Control {
     links: Vec<WorkerLink>,
@@ -171,6 +182,7 @@ impl Control {
     /// `force` delivers every reply whether or not the sink accepts it (shutdown).
     fn drain_once(&self, sink: &dyn Sink, force: bool) -> bool {
         let mut any = false;
+        let mut batch = Vec::with_capacity(REPLY_BATCH);
         for (w, link) in self.links.iter().enumerate() {
             let mut latest = None;
             while let Some(s) = link.rings.stats.pop() {
@@ -199,7 +211,15 @@ impl Control {
                     break;
                 }
                 any = true;
-                sink.on_reply(w, r);
+                batch.push(r);
+                if batch.len() >= REPLY_BATCH {
+                    sink.on_replies(w, &mut batch);
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                sink.on_replies(w, &mut batch);
+                batch.clear();
             }
             drop(parked);
             if !link.rings.events.is_empty() {

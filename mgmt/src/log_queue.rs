@@ -13,9 +13,12 @@
 //! records are written after it completes, so the flush takes scan time, not disk time),
 //! and beyond that the collector leaves it on the worker's reply ring until there is room
 //! ([`LogQueue::has_room_for_flushed`]), which pauses that worker's scan, never its
-//! forwarding. Capacity grown for a flush is given back once the writer caught up.
+//! forwarding (the collector hands records over in batches, so the queue may pass
+//! `flush_cap` by one batch). Capacity grown for a flush is given back once the writer
+//! caught up.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +29,9 @@ pub struct LogQueue {
     ready: Condvar,
     cap: usize,
     flush_cap: usize,
+    /// `events.len()` as of the last change, readable without the lock (the collector
+    /// asks before every flushed record it takes).
+    queued: AtomicUsize,
 }
 
 struct Inner {
@@ -58,6 +64,7 @@ impl LogQueue {
             ready: Condvar::new(),
             cap: cap.max(1),
             flush_cap: flush_cap.max(cap).max(1),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -75,6 +82,7 @@ impl LogQueue {
                 q.dropped += 1;
             }
         }
+        self.queued.store(q.events.len(), Ordering::Relaxed);
         drop(q);
         self.ready.notify_one();
     }
@@ -96,7 +104,9 @@ impl LogQueue {
             return if q.closed { Taken::Closed } else { Taken::Idle };
         }
         let n = q.events.len().min(max);
-        Taken::Batch(q.events.drain(..n).collect())
+        let batch = q.events.drain(..n).collect();
+        self.queued.store(q.events.len(), Ordering::Relaxed);
+        Taken::Batch(batch)
     }
 
     /// No more events will come; the writer stops once it has written what is queued.
@@ -108,13 +118,23 @@ impl LogQueue {
     /// Whether one more flushed flow's record fits (the collector checks before taking it
     /// off a worker's ring, so those are never dropped: the scan waits instead).
     pub fn has_room_for_flushed(&self) -> bool {
-        self.lock().events.len() < self.flush_cap
+        self.queued.load(Ordering::Relaxed) < self.flush_cap
     }
 
     /// Queues a flushed flow's record (after [`LogQueue::has_room_for_flushed`]).
     pub fn push_flushed(&self, ev: Event) {
+        self.push_flushed_batch(&mut std::iter::once(ev));
+    }
+
+    /// Queues flushed flows' records (each taken after [`LogQueue::has_room_for_flushed`]).
+    pub fn push_flushed_batch(&self, events: &mut dyn Iterator<Item = Event>) {
         let mut q = self.lock();
-        q.events.push_back(ev);
+        let before = q.events.len();
+        q.events.extend(events);
+        if q.events.len() == before {
+            return;
+        }
+        self.queued.store(q.events.len(), Ordering::Relaxed);
         drop(q);
         self.ready.notify_one();
     }

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Runs one flow operation over the native API and times it: POST
-/v1/operations/{capture|flush} matching every flow, then polls GET /v1/operations/{id}
+/v1/operations/{capture|flush} matching every flow (or the flows from SRC_CIDR), then polls GET /v1/operations/{id}
 every 2 ms until it is no longer IN_PROGRESS. Prints
 `<seconds> <tx_packets before> <tx_packets after> <flows_matched> <status>`, the tx
 counters read from /metrics just before the call and just after completion.
 
-usage: op.py HOST:PORT capture|flush
+usage: op.py HOST:PORT capture|flush [SRC_CIDR]
 """
 import http.client
 import json
@@ -35,7 +35,10 @@ def tx_packets():
     return int(total)
 
 
-filters = {"filters": [{"src": "0.0.0.0/0"}, {"src": "::/0"}]}
+if len(sys.argv) > 3:
+    filters = {"filters": [{"src": sys.argv[3]}]}
+else:
+    filters = {"filters": [{"src": "0.0.0.0/0"}, {"src": "::/0"}]}
 tx0 = tx_packets()
 t0 = time.monotonic()
 op = json.loads(call("POST", f"/v1/operations/{kind}", json.dumps(filters)))

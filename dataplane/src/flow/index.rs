@@ -214,6 +214,19 @@ impl BucketIndex {
     pub(super) fn clear(&mut self) {
         self.buckets.fill(Bucket::EMPTY);
     }
+
+    /// Empties buckets `[from, from + n)` (clamped); returns where the next call starts,
+    /// the bucket count once the whole index is empty. Sequential stores only: a spare
+    /// index is cleared this way in slices while its twin serves lookups.
+    pub(super) fn clear_range(&mut self, from: usize, n: usize) -> usize {
+        let len = self.buckets.len();
+        let start = from.min(len);
+        let end = start.saturating_add(n).min(len);
+        if let Some(part) = self.buckets.get_mut(start..end) {
+            part.fill(Bucket::EMPTY);
+        }
+        end
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +283,21 @@ mod tests {
         ix.clear();
         assert_eq!(ix.home_ids(0).count(), 0);
         assert_eq!(ix.find(3 << 32, |_| true), None);
+    }
+
+    #[test]
+    fn clear_range_empties_in_slices() {
+        let mut ix = BucketIndex::new(100);
+        for i in 0..50u32 {
+            assert!(ix.insert(u64::from(i) * 0x9e37_79b9_7f4a_7c15, i).is_some());
+        }
+        let mut at = 0;
+        while at < ix.buckets() {
+            at = ix.clear_range(at, 3);
+        }
+        assert_eq!(ix.clear_range(at, 3), ix.buckets(), "past the end: no-op");
+        assert!(ix.buckets.iter().all(|b| b.overflow == 0));
+        assert!(ix.buckets.iter().all(|b| b.ids.iter().all(|&i| i == NO_ID)));
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub struct FlowShard {
     long_probes: u64,
     tombstone_ticks: u64,
     index: BucketIndex,
+    /// The index a flush-all swaps in (see `shard/detach.rs`); empty when
+    /// `spare_clear == spare.buckets()`, else cleared in slices from `spare_clear` on.
+    spare: BucketIndex,
+    spare_clear: usize,
+    /// The flush-all walk in progress, if any.
+    detached: Option<detach::Detached>,
     /// Stack of free slab slots; `free[..free_len]` are free, the top is reused first
     /// (its line is likely still cached).
     free: Box<[u32]>,
@@ -213,6 +219,9 @@ impl FlowShard {
             long_probes: 0,
             tombstone_ticks: u64::from(cfg.tombstone_secs.max(1)).saturating_mul(tps),
             index: BucketIndex::new(capacity),
+            spare: BucketIndex::new(capacity),
+            spare_clear: usize::MAX,
+            detached: None,
             // Reversed so that slots are handed out 0, 1, 2, … from a fresh shard.
             free: (0..capacity).rev().collect(),
             free_len: capacity,
@@ -296,17 +305,22 @@ impl FlowShard {
         self.windows.get(id.0 as usize).unwrap_or(&NONE)
     }
 
-    /// The large arrays (slab, TCP windows, bucket index): the binary prefaults them and
-    /// asks for huge pages on them (`dpdk_bindings::{prefault, collapse_to_huge_pages}`).
-    pub fn memory_regions(&self) -> (&[FlowEntry], &[TcpWindow], &[impl Sized]) {
-        (&self.entries, &self.windows, self.index.region())
+    /// The large arrays (slab, TCP windows, bucket index, spare index): the binary prefaults
+    /// them and asks for huge pages on them (`dpdk_bindings::{prefault, collapse_to_huge_pages}`).
+    pub fn memory_regions(&self) -> (&[FlowEntry], &[TcpWindow], &[impl Sized], &[impl Sized]) {
+        (
+            &self.entries,
+            &self.windows,
+            self.index.region(),
+            self.spare.region(),
+        )
     }
 
-    /// Bytes of memory the shard holds (slab, TCP windows, index, free stack).
+    /// Bytes of memory the shard holds (slab, TCP windows, index and its spare, free stack).
     pub fn memory_bytes(&self) -> usize {
         self.entries.len() * core::mem::size_of::<FlowEntry>()
             + self.windows.len() * core::mem::size_of::<TcpWindow>()
-            + self.index.buckets() * 64
+            + (self.index.buckets() + self.spare.buckets()) * 64
             + self.free.len() * 4
     }
 
@@ -517,10 +531,12 @@ impl FlowShard {
         for _ in 0..n {
             let slot = self.expire_cursor;
             self.expire_cursor = if slot + 1 >= cap { 0 } else { slot + 1 };
-            let expired = self
-                .entries
-                .get(slot as usize)
-                .is_some_and(|e| e.is_live() && e.idle(now) > idle_limit(&limits, tombstone, e));
+            // A detached flow is left to the flush-all walk (it ends as flushed).
+            let expired = self.entries.get(slot as usize).is_some_and(|e| {
+                e.is_live()
+                    && e.idle(now) > idle_limit(&limits, tombstone, e)
+                    && !self.is_detached(slot, e)
+            });
             if expired {
                 let e = self.remove_slot(slot);
                 on_expire(&e);
@@ -545,7 +561,10 @@ impl FlowShard {
         let end = start.saturating_add(max_slots).min(cap);
         for slot in start..end {
             let remove = match self.entries.get(slot as usize) {
-                Some(e) if e.is_live() && !e.is_tombstone() => f(FlowId(slot), e),
+                // Detached flows belong to the flush-all walk.
+                Some(e) if e.is_live() && !e.is_tombstone() && !self.is_detached(slot, e) => {
+                    f(FlowId(slot), e)
+                }
                 _ => false,
             };
             if remove {
@@ -562,6 +581,7 @@ impl FlowShard {
             e.flags = 0;
         }
         self.index.clear();
+        self.detached = None;
         let cap = self.capacity();
         for (slot, id) in self.free.iter_mut().zip((0..cap).rev()) {
             *slot = id;
@@ -649,6 +669,9 @@ impl FlowShard {
             .chain(window_slots)
             .filter_map(|slot| {
                 let e = self.entries.get(slot as usize)?;
+                if self.is_detached(slot, e) {
+                    return None;
+                }
                 Some((slot, self.evict_rank(e, now)?, e.last_seen))
             })
             .min_by_key(|&(_, rank, last_seen)| (rank, last_seen))
@@ -660,6 +683,7 @@ impl FlowShard {
     }
 }
 
+mod detach;
 /// How long `e` may stay idle under `limits`: a tombstone for `tombstone` ticks; a TCP
 /// pickup nobody answered only as long as a handshake in progress (conntrack's
 /// unassured timeout), so a flood of spoofed ACKs ages out fast; else per state.

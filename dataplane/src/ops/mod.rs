@@ -32,6 +32,14 @@ impl fmt::Display for FilterError {
 impl std::error::Error for FilterError {}
 
 impl Cidr {
+    /// `0.0.0.0/0`: every IPv4 address.
+    pub const ALL_V4: Cidr = Cidr {
+        net: crate::packet::v4_to_addr(0),
+        len: 96,
+    };
+    /// `::/0`: every IPv6 address (never an IPv4 one, see [`Cidr::contains`]).
+    pub const ALL_V6: Cidr = Cidr { net: 0, len: 0 };
+
     /// Parses `a.b.c.d`, `a.b.c.d/n`, `x::y` or `x::y/n`. Host bits below the prefix are
     /// refused, like AWS does for CIDR fields, so a typo does not silently widen a flush.
     pub fn parse(s: &str) -> Result<Cidr, FilterError> {
@@ -237,6 +245,31 @@ impl FlowMatch {
         self
     }
 
+    /// True when [`FlowMatch::matches`] holds for every active flow whatever its tuple,
+    /// age or verdict: no age, state or verdict condition, and the filters cover every
+    /// address (one filter with no address, port or protocol condition, or such filters
+    /// for all of IPv4 and all of IPv6). A flush selecting this takes the whole-table path.
+    pub fn selects_every_active_flow(&self) -> bool {
+        if self.min_age_ticks != 0 || self.states != 0 || self.verdict_changed {
+            return false;
+        }
+        let unconstrained =
+            |f: &FlowFilter| f.src_port.is_any() && f.dst_port.is_any() && f.protocols == [0; 4];
+        let all_of = |f: &FlowFilter, c: Cidr| {
+            unconstrained(f)
+                && match (f.src, f.dst) {
+                    (Some(a), None) | (None, Some(a)) => a == c,
+                    _ => false,
+                }
+        };
+        let (v4, v6) = (Cidr::ALL_V4, Cidr::ALL_V6);
+        self.filters
+            .iter()
+            .any(|f| unconstrained(f) && f.src.is_none() && f.dst.is_none())
+            || (self.filters.iter().any(|f| all_of(f, v4))
+                && self.filters.iter().any(|f| all_of(f, v6)))
+    }
+
     /// Whether the operation selects `e` at time `now`, judged against `policy`.
     #[inline]
     pub fn matches(&self, e: &FlowEntry, now: u64, policy: &CompiledPolicy) -> bool {
@@ -295,6 +328,51 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_active_flow_is_recognised() {
+        let cidr = |s: &str| Some(Cidr::parse(s).unwrap());
+        assert_eq!(cidr("0.0.0.0/0"), Some(Cidr::ALL_V4));
+        assert_eq!(cidr("::/0"), Some(Cidr::ALL_V6));
+        let src = |c: &str| FlowFilter {
+            src: cidr(c),
+            ..FlowFilter::default()
+        };
+        let m = |filters: Vec<FlowFilter>| FlowMatch {
+            filters,
+            ..FlowMatch::default()
+        };
+        assert!(m(vec![src("0.0.0.0/0"), src("::/0")]).selects_every_active_flow());
+        assert!(m(vec![FlowFilter::default()]).selects_every_active_flow());
+        let dst6 = FlowFilter {
+            dst: cidr("::/0"),
+            ..FlowFilter::default()
+        };
+        assert!(m(vec![dst6.clone(), src("0.0.0.0/0")]).selects_every_active_flow());
+        // Anything narrower is not.
+        assert!(!m(vec![src("0.0.0.0/0")]).selects_every_active_flow());
+        assert!(!m(vec![src("198.18.0.0/16"), src("::/0")]).selects_every_active_flow());
+        let mut tcp = FlowFilter::default();
+        tcp.add_protocol(6);
+        assert!(!m(vec![tcp]).selects_every_active_flow());
+        let port = FlowFilter {
+            dst_port: PortRange::parse("80").unwrap(),
+            ..FlowFilter::default()
+        };
+        assert!(!m(vec![port]).selects_every_active_flow());
+        let aged = FlowMatch {
+            min_age_ticks: 1,
+            ..m(vec![FlowFilter::default()])
+        };
+        assert!(!aged.selects_every_active_flow());
+        let est = m(vec![FlowFilter::default()]).with_state(FlowState::Established);
+        assert!(!est.selects_every_active_flow());
+        let changed = FlowMatch {
+            verdict_changed: true,
+            ..m(vec![FlowFilter::default()])
+        };
+        assert!(!changed.selects_every_active_flow());
     }
 
     #[test]

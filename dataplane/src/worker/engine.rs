@@ -9,7 +9,12 @@
 //! fragments follow their first fragment's verdict ([`crate::fragments`]), and ICMP errors
 //! follow the flow they quote (conntrack's RELATED). Between bursts [`Engine::poll`]
 //! handles management commands, a (paced) slice of idle expiry and a slice of any running
-//! capture/flush scan, so forwarding never waits for a large table.
+//! capture/flush scan, so forwarding never waits for a large table. Scan slices are sized
+//! by time (`scan_budget_ns` per loop, read from the clock installed with
+//! [`Engine::set_clock`] every [`SCAN_CHUNK`] slots), not by a slot count, so a scan takes
+//! a fixed share of a busy core and all of an idle one. A flush whose filter selects every
+//! flow detaches the whole index at once and drains the slab sequentially
+//! (`flow/shard/detach.rs`).
 //!
 //! Nothing here allocates, locks, makes syscalls or panics.
 
@@ -86,7 +91,8 @@ pub struct EngineConfig {
     /// Forward new flows untracked when the shard is full (default: drop them).
     pub pass_untracked_when_full: bool,
     pub expiry_slots_per_poll: u32,
-    pub scan_slots_per_poll: u32,
+    /// Time a capture/flush scan may take per loop between bursts (nanoseconds).
+    pub scan_budget_ns: u32,
     pub ticks_per_sec: u64,
     /// Forward TCP segments outside their flow's window (counted, still without effect
     /// on the flow), like conntrack's `nf_conntrack_tcp_be_liberal`; default: drop them.
@@ -97,6 +103,17 @@ pub struct EngineConfig {
     pub rst_rate_per_sec: u32,
     pub rst_burst: u32,
 }
+
+/// Slab slots a scan examines between two clock reads (and per loop without a clock).
+pub const SCAN_CHUNK: u32 = 32;
+/// Spare-index buckets emptied between two clock reads (4 KiB of stores).
+const SPARE_CLEAR_CHUNK: usize = 64;
+/// While a flush-all walk runs and fewer slab slots than this are free, a slice goes on
+/// past its time budget (as far as the reply ring allows): new flows need the slots.
+const DETACH_MIN_FREE: u32 = 4 * MAX_BURST as u32;
+
+/// A cheap monotonic clock in the engine's ticks (the binary installs the TSC read).
+pub type Clock = fn() -> u64;
 
 /// The established-TCP idle timeout in force: the policy's `tcp_idle_timeout_seconds`
 /// (AWS `FlowTimeouts.TcpIdleTimeoutSeconds`) when it sets one, else the config's.
@@ -136,6 +153,8 @@ struct ActiveScan {
     cursor: u32,
     scanned: u64,
     matched: u64,
+    /// A flush-all on the detach fast path: the shard's walk replaces the cursor.
+    detached: bool,
 }
 
 pub struct Engine {
@@ -153,6 +172,9 @@ pub struct Engine {
     /// Expiry slices are paced, not run every poll: see [`EXPIRY_SWEEPS_PER_SEC`].
     next_expire: u64,
     expire_interval: u64,
+    /// Scan time per loop, in ticks.
+    scan_budget: u64,
+    clock: Option<Clock>,
     rst_budget: RstBudget,
 }
 
@@ -178,6 +200,8 @@ impl Engine {
             .max(1);
         let expire_interval = cfg.ticks_per_sec / (slices * EXPIRY_SWEEPS_PER_SEC);
         let frags = FragmentTracker::new(&cfg.fragments);
+        let scan_budget =
+            (u128::from(cfg.scan_budget_ns) * u128::from(cfg.ticks_per_sec) / 1_000_000_000) as u64;
         let rst_budget = RstBudget::new(cfg.rst_rate_per_sec, cfg.rst_burst, cfg.ticks_per_sec);
         Engine {
             cfg,
@@ -192,6 +216,8 @@ impl Engine {
             next_publish: 0,
             next_expire: 0,
             expire_interval,
+            scan_budget,
+            clock: None,
             rst_budget,
         }
     }
@@ -217,6 +243,12 @@ impl Engine {
     /// without it the shard's hints do nothing).
     pub fn set_prefetcher(&mut self, prefetch: Prefetcher) {
         self.shard.set_prefetcher(prefetch);
+    }
+
+    /// Installs the clock scan slices are timed with (the binary passes
+    /// `dpdk_bindings::tsc`). Without one a slice is one [`SCAN_CHUNK`].
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = Some(clock);
     }
 
     /// Decides every frame of a burst that arrived on `in_port`. `actions[i]` receives the
@@ -788,12 +820,17 @@ impl Engine {
                 if let Some(prev) = self.scan.take() {
                     self.finish_scan(prev, true, rings);
                 }
+                // Fast path: a flush of every flow detaches the whole index at once.
+                let detached = req.kind == ScanKind::Flush
+                    && req.filter.selects_every_active_flow()
+                    && self.shard.detach_all(now);
                 self.scan = Some(ActiveScan {
                     req,
                     started_at: now,
                     cursor: 0,
                     scanned: 0,
                     matched: 0,
+                    detached,
                 });
             }
             Command::CancelScan { op } => {
@@ -850,29 +887,117 @@ impl Engine {
         });
     }
 
-    /// One bounded slice of the running capture/flush. Results stream out on the reply
-    /// ring; when it lacks room for a whole slice the scan waits (backpressure) instead of
-    /// losing results or blocking the worker.
+    /// One time-budgeted slice of the running capture/flush (or, with none running, of
+    /// emptying the spare index a flush-all left). Results stream out on the reply ring;
+    /// a chunk starts only when the ring has room for all it can match, otherwise the
+    /// scan waits (backpressure) instead of losing results or blocking the worker.
     fn scan_slice(&mut self, now: u64, rings: &WorkerRings) {
         if self.pending_reply.is_some() {
             return;
         }
-        let Some(scan) = self.scan.as_mut() else {
+        let Some(detached) = self.scan.as_ref().map(|s| s.detached) else {
+            if self.shard.is_detaching() {
+                self.drain_orphaned_detach(now, &rings.events);
+            } else {
+                self.clear_spare(now);
+            }
             return;
         };
-        let slots = self.cfg.scan_slots_per_poll;
-        let free = rings.replies.capacity() - rings.replies.len();
-        if free < slots as usize + 1 {
-            self.counters.scan_stalls += 1;
-            return;
+        let mut chunks = 0u32;
+        loop {
+            let free = rings.replies.capacity() - rings.replies.len();
+            if free < SCAN_CHUNK as usize + 1 {
+                if chunks == 0 {
+                    self.counters.scan_stalls += 1;
+                }
+                return;
+            }
+            let done = if detached {
+                self.detached_chunk(now, rings)
+            } else {
+                self.scan_chunk(now, rings)
+            };
+            chunks += 1;
+            if done {
+                if let Some(s) = self.scan.take() {
+                    self.finish_scan(s, false, rings);
+                }
+                return;
+            }
+            // New flows need slots that only the walk frees: it goes on past the budget.
+            let starved = detached && self.shard.capacity() - self.shard.len() < DETACH_MIN_FREE;
+            if !starved && !self.within_budget(now) {
+                return;
+            }
         }
+    }
+
+    /// Whether the clock says the slice that started at `start` may go on.
+    #[inline]
+    fn within_budget(&self, start: u64) -> bool {
+        self.clock
+            .is_some_and(|clock| clock().wrapping_sub(start) < self.scan_budget)
+    }
+
+    /// A flush-all cancelled mid-walk (shutdown of the operation, a newer one): its flows
+    /// are already gone from the index, so the walk ends them all, their records going out
+    /// as flow-end events (reason `flushed`) instead of operation results.
+    fn drain_orphaned_detach(&mut self, now: u64, events: &ArrayQueue<Event>) {
+        loop {
+            let Engine {
+                shard,
+                counters,
+                cfg,
+                ..
+            } = self;
+            let worker = cfg.worker;
+            let left = shard.drain_detached(SCAN_CHUNK, &mut |e: &FlowEntry, superseded| {
+                let (reason, record) = (
+                    if superseded {
+                        EndReason::Timeout
+                    } else {
+                        EndReason::Flushed
+                    },
+                    FlowRecord::of(e, worker, now),
+                );
+                if superseded {
+                    counters.flows_closed += 1;
+                } else {
+                    counters.flows_flushed += 1;
+                }
+                if events.push(Event::FlowEnd { record, reason }).is_err() {
+                    counters.events_dropped += 1;
+                }
+                !superseded
+            });
+            if left.is_none() || !self.within_budget(now) {
+                return;
+            }
+        }
+    }
+
+    /// Empties the spare index a flush-all left, in time-budgeted chunks.
+    fn clear_spare(&mut self, now: u64) {
+        while !self.shard.clear_spare_slice(SPARE_CLEAR_CHUNK) {
+            if !self.within_budget(now) {
+                return;
+            }
+        }
+    }
+
+    /// One [`SCAN_CHUNK`] of a capture or flush by slab cursor; true when the scan is over.
+    fn scan_chunk(&mut self, now: u64, rings: &WorkerRings) -> bool {
         let Engine {
             shard,
             policy,
             counters,
             cfg,
+            scan,
             ..
         } = self;
+        let Some(scan) = scan.as_mut() else {
+            return true;
+        };
         let worker = cfg.worker;
         let flush = scan.req.kind == ScanKind::Flush;
         let started_at = scan.started_at;
@@ -880,7 +1005,7 @@ impl Engine {
         let filter = &scan.req.filter;
         let mut matched = 0u64;
         let mut scanned = 0u64;
-        let next = shard.scan(scan.cursor, slots, &mut |_, e: &FlowEntry| {
+        let next = shard.scan(scan.cursor, SCAN_CHUNK, &mut |_, e: &FlowEntry| {
             scanned += 1;
             // Flows created after the operation started are not part of it.
             if e.first_seen() > started_at || !filter.matches(e, now, policy) {
@@ -888,7 +1013,7 @@ impl Engine {
             }
             matched += 1;
             let record = FlowRecord::of(e, worker, now);
-            // Room was checked above: this ring has one producer (us).
+            // Room was checked by the caller: this ring has one producer (us).
             let _ = rings.replies.push(Reply::ScanFlow {
                 op,
                 record,
@@ -902,13 +1027,67 @@ impl Engine {
         scan.scanned += scanned;
         scan.matched += matched;
         match next {
-            Some(c) => scan.cursor = c,
-            None => {
-                if let Some(s) = self.scan.take() {
-                    self.finish_scan(s, false, rings);
-                }
+            Some(c) => {
+                scan.cursor = c;
+                false
             }
+            None => true,
         }
+    }
+
+    /// One [`SCAN_CHUNK`] of a flush-all's walk over the detached slab; true when over.
+    fn detached_chunk(&mut self, now: u64, rings: &WorkerRings) -> bool {
+        let Engine {
+            shard,
+            policy,
+            counters,
+            cfg,
+            scan,
+            ..
+        } = self;
+        let Some(scan) = scan.as_mut() else {
+            return true;
+        };
+        let worker = cfg.worker;
+        let op = scan.req.op;
+        let filter = &scan.req.filter;
+        let mut matched = 0u64;
+        let mut scanned = 0u64;
+        let left = shard.drain_detached(SCAN_CHUNK, &mut |e: &FlowEntry, superseded| {
+            let record = FlowRecord::of(e, worker, now);
+            if superseded {
+                // A closed flow the flush kept, whose 5-tuple was reused meanwhile: it
+                // ends as a closed flow reused by a new connection does.
+                counters.flows_closed += 1;
+                if rings
+                    .events
+                    .push(Event::FlowEnd {
+                        record,
+                        reason: EndReason::Timeout,
+                    })
+                    .is_err()
+                {
+                    counters.events_dropped += 1;
+                }
+                return false;
+            }
+            scanned += 1;
+            if !filter.matches(e, now, policy) {
+                return false;
+            }
+            matched += 1;
+            counters.flows_flushed += 1;
+            // Room was checked by the caller: this ring has one producer (us).
+            let _ = rings.replies.push(Reply::ScanFlow {
+                op,
+                record,
+                flushed: true,
+            });
+            true
+        });
+        scan.scanned += scanned;
+        scan.matched += matched;
+        left.is_none()
     }
 
     /// Shutdown: every flow still in the table ends with reason `shutdown`.
@@ -1000,7 +1179,7 @@ mod tests {
             },
             pass_untracked_when_full: false,
             expiry_slots_per_poll: slots,
-            scan_slots_per_poll: 64,
+            scan_budget_ns: 1_000,
             ticks_per_sec: HZ,
             tcp_liberal: false,
             reject_rst: RejectRst::Both,

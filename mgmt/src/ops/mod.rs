@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
+use dataplane::worker::cmd::{Command, FlowRecord, ScanKind, ScanRequest};
 use dataplane::worker::Reply;
 
 use crate::clock::Clock;
@@ -132,7 +132,37 @@ fn status_index(s: OpStatus) -> usize {
 struct Entry {
     op: Operation,
     /// `None`: on disk only (read back on demand).
-    results: Option<Arc<Vec<FlowResult>>>,
+    results: Option<Arc<ResultSet>>,
+}
+
+/// An operation's results in memory: the workers' records as they arrived for an
+/// operation settled in this run (nothing is converted per flow on the collector; a page
+/// is converted when served), or the results read back from disk.
+enum ResultSet {
+    Records(Vec<FlowRecord>),
+    Stored(Vec<FlowResult>),
+}
+
+impl ResultSet {
+    fn len(&self) -> usize {
+        match self {
+            ResultSet::Records(r) => r.len(),
+            ResultSet::Stored(r) => r.len(),
+        }
+    }
+
+    /// Results `[start, end)` (clamped).
+    fn page(&self, start: usize, end: usize, clock: &Clock) -> Vec<FlowResult> {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        match self {
+            ResultSet::Records(r) => r[start..end]
+                .iter()
+                .map(|r| FlowResult::from_record(r, clock))
+                .collect(),
+            ResultSet::Stored(r) => r[start..end].to_vec(),
+        }
+    }
 }
 
 /// The operation in progress.
@@ -142,7 +172,8 @@ struct Running {
     kind: OpKind,
     started: Instant,
     deadline: Instant,
-    results: Vec<FlowResult>,
+    /// The workers' records, kept as they came (up to the result cap).
+    results: Vec<FlowRecord>,
     /// `results[..persisted]` were handed to the history writer.
     persisted: usize,
     /// Flows reported, including those beyond the result cap.
@@ -347,29 +378,42 @@ impl OpsManager {
 
     /// Aggregates one worker reply (the app's collector forwards `ScanFlow`/`ScanDone`).
     pub fn on_reply(&self, worker: usize, reply: Reply) {
+        self.on_replies(worker, &mut std::iter::once(reply));
+    }
+
+    /// Aggregates a batch of one worker's replies, in order, under one lock: a scan of a
+    /// million flows is a million replies.
+    pub fn on_replies(&self, worker: usize, replies: &mut dyn Iterator<Item = Reply>) {
         let cancels = {
             let mut st = self.lock();
-            match reply {
-                Reply::ScanFlow { op, record, .. } => {
-                    let flow = FlowResult::from_record(&record, &self.clock);
-                    self.on_flow(&mut st, op, flow)
+            let now = Instant::now();
+            let mut cancels = Vec::new();
+            for reply in replies {
+                match reply {
+                    Reply::ScanFlow { op, record, .. } => {
+                        cancels.extend(self.on_flow(&mut st, op, record, now));
+                    }
+                    Reply::ScanDone {
+                        op,
+                        scanned,
+                        matched,
+                        cancelled,
+                    } => self.on_done(&mut st, worker, op, scanned, matched, cancelled),
+                    _ => {}
                 }
-                Reply::ScanDone {
-                    op,
-                    scanned,
-                    matched,
-                    cancelled,
-                } => {
-                    self.on_done(&mut st, worker, op, scanned, matched, cancelled);
-                    Vec::new()
-                }
-                _ => Vec::new(),
             }
+            cancels
         };
         self.send_cancels(cancels);
     }
 
-    fn on_flow(&self, st: &mut State, op: u64, flow: FlowResult) -> Vec<(usize, u64)> {
+    fn on_flow(
+        &self,
+        st: &mut State,
+        op: u64,
+        flow: FlowRecord,
+        now: Instant,
+    ) -> Vec<(usize, u64)> {
         let State {
             running,
             history,
@@ -382,7 +426,7 @@ impl OpsManager {
         run.matched += 1;
         // A worker streaming results is answering: the timeout is for silence, so a scan
         // of a large table (or one paced by the flow-log writer) is not cut short.
-        run.deadline = Instant::now() + self.worker_timeout;
+        run.deadline = now + self.worker_timeout;
         match run.kind {
             OpKind::Capture => counters.flows_captured += 1,
             OpKind::Flush => counters.flows_flushed += 1,
@@ -391,8 +435,11 @@ impl OpsManager {
         if run.results.len() < self.result_cap {
             run.results.push(flow);
             if run.results.len() - run.persisted >= APPEND_BATCH {
-                self.store
-                    .append(&run.id, run.results[run.persisted..].to_vec());
+                self.store.append_records(
+                    &run.id,
+                    run.results[run.persisted..].to_vec(),
+                    self.clock,
+                );
                 run.persisted = run.results.len();
             }
         } else if !run.cap_hit {
@@ -550,10 +597,10 @@ impl OpsManager {
         op.results_kept = run.results.len() as u64;
         // Results are fsynced before the record says the operation is over.
         self.store
-            .append(&run.id, run.results[run.persisted..].to_vec());
+            .append_records(&run.id, run.results[run.persisted..].to_vec(), self.clock);
         self.store.seal(&run.id);
         self.store.save(op);
-        entry.results = Some(Arc::new(run.results));
+        entry.results = Some(Arc::new(ResultSet::Records(run.results)));
         let k = kind_index(run.kind);
         st.counters.completed[k][status_index(status)] += 1;
         st.counters.durations[k].observe(run.started.elapsed().as_secs_f64());
@@ -611,8 +658,11 @@ impl OpsManager {
                 self.finish(st);
             } else if let Some(run) = st.running.as_mut() {
                 if run.results.len() > run.persisted {
-                    self.store
-                        .append(&run.id, run.results[run.persisted..].to_vec());
+                    self.store.append_records(
+                        &run.id,
+                        run.results[run.persisted..].to_vec(),
+                        self.clock,
+                    );
                     run.persisted = run.results.len();
                 }
             }
@@ -762,7 +812,7 @@ impl OpsManager {
         }
         let results = match cached {
             Some(r) => r,
-            None if op.results_kept == 0 => Arc::new(Vec::new()),
+            None if op.results_kept == 0 => Arc::new(ResultSet::Stored(Vec::new())),
             None => {
                 // Everything submitted before is on disk after the barrier.
                 self.store.barrier();
@@ -779,7 +829,7 @@ impl OpsManager {
                         op.results_kept
                     )));
                 }
-                let rs = Arc::new(rs);
+                let rs = Arc::new(ResultSet::Stored(rs));
                 let mut st = self.lock();
                 if let Some(e) = st.history.get_mut(id) {
                     e.results = Some(Arc::clone(&rs));
@@ -800,7 +850,7 @@ impl OpsManager {
         Ok((
             ResultsPage {
                 operation: op,
-                flows: results[start..end].to_vec(),
+                flows: results.page(start, end, &self.clock),
             },
             next,
         ))

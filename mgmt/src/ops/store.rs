@@ -22,8 +22,10 @@ use std::thread::JoinHandle;
 
 use dataplane::flow::FlowState;
 use dataplane::packet::Verdict;
+use dataplane::worker::cmd::FlowRecord;
 
 use super::model::{FlowResult, Operation};
+use crate::clock::Clock;
 
 const MAGIC: &[u8; 8] = b"FGFLOWS1";
 /// Encoded size of one [`FlowResult`] including its trailing checksum.
@@ -33,6 +35,8 @@ const BODY_LEN: usize = RECORD_LEN - 8;
 enum Job {
     Record(String, Vec<u8>),
     Append(String, Vec<FlowResult>),
+    /// The workers' records as the collector got them: converted here, off its thread.
+    AppendRecords(String, Vec<FlowRecord>, Clock),
     /// Flush and fsync the results file, then close it.
     Seal(String),
     Remove(String),
@@ -100,9 +104,18 @@ impl Store {
         }
     }
 
+    /// Appends results as they are (the running operation uses [`Store::append_records`]).
+    #[cfg(test)]
     pub fn append(&self, id: &str, results: Vec<FlowResult>) {
         if !results.is_empty() {
             self.submit(Job::Append(id.to_string(), results));
+        }
+    }
+
+    /// Appends the workers' records; they are converted to results on the writer thread.
+    pub fn append_records(&self, id: &str, records: Vec<FlowRecord>, clock: Clock) {
+        if !records.is_empty() {
+            self.submit(Job::AppendRecords(id.to_string(), records, clock));
         }
     }
 
@@ -228,6 +241,16 @@ fn run_writer(dir: &Path, rx: Receiver<Job>, errors: &AtomicU64) {
         eprintln!("flowgate: operation history: {what}: {e}");
     };
     while let Ok(job) = rx.recv() {
+        let job = match job {
+            Job::AppendRecords(id, records, clock) => Job::Append(
+                id,
+                records
+                    .iter()
+                    .map(|r| FlowResult::from_record(r, &clock))
+                    .collect(),
+            ),
+            other => other,
+        };
         match job {
             Job::Record(id, bytes) => {
                 if let Err(e) = write_atomic(dir, &format!("{id}.json"), &bytes) {
@@ -284,6 +307,7 @@ fn run_writer(dir: &Path, rx: Receiver<Job>, errors: &AtomicU64) {
             Job::Barrier(done) => {
                 let _ = done.send(());
             }
+            Job::AppendRecords(..) => {} // converted to Append above
         }
     }
 }
