@@ -82,6 +82,8 @@ fn shipped_policies_pass_the_check() {
         "lab-policy.toml",
         "policies/lab-deny-7001.toml",
         "policies/lab-strict.toml",
+        // Seed 004 as published (addresses mapped): read in strict order.
+        "aws/seed-004.yaml",
     ] {
         let (ok, text) = check(&c.join(p));
         assert!(ok, "{p}: {text}");

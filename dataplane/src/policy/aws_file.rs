@@ -56,6 +56,9 @@ pub struct AwsDocument {
     pub rule_groups: Vec<DocRuleGroup>,
     /// The ARN prefix (`arn:aws:network-firewall:<region>:<account>:`) references were made with.
     pub arn_prefix: String,
+    /// What reading the file inferred that it does not say (see [`infer_strict_order`]), for
+    /// the operator's log.
+    pub inferred: Option<String>,
 }
 
 /// Whether `path` names an AWS-shaped file (by extension: `.json`, `.yaml`, `.yml`).
@@ -444,11 +447,12 @@ pub fn document_from_value(value: Value, file: &Path) -> Result<AwsDocument, Pol
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(err(file, "RuleGroups: expected a list")),
     };
-    Ok(AwsDocument {
+    Ok(infer_strict_order(AwsDocument {
         policy,
         rule_groups: groups,
         arn_prefix: prefix,
-    })
+        inferred: None,
+    }))
 }
 
 fn template_document(
@@ -552,11 +556,84 @@ fn template_document(
         ));
     }
     let policy = policies.remove(0);
-    Ok(AwsDocument {
+    Ok(infer_strict_order(AwsDocument {
         policy,
         rule_groups: groups,
         arn_prefix: t.prefix,
-    })
+        inferred: None,
+    }))
+}
+
+/// A file that gives `StatefulDefaultActions` but no rule order is read in strict order.
+///
+/// Default actions exist only in strict order, and the service's own published template
+/// (AWS Well-Architected SEC05-BP02, Example 2) pairs `aws:drop_strict` with no
+/// `StatefulEngineOptions` at all: its author evidently meant strict order, and a file is
+/// loaded as written. So the policy, and each stateful rule group it references that names no
+/// order of its own, get `STRICT_ORDER`, and the document says so in `inferred`. An order
+/// the file does state is never changed (a group that says `DEFAULT_ACTION_ORDER` under the
+/// inferred strict policy is refused, as the service refuses mixed orders). The API does not
+/// infer: CreateFirewallPolicy / UpdateFirewallPolicy refuse the combination as the service
+/// does.
+fn infer_strict_order(mut doc: AwsDocument) -> AwsDocument {
+    let Some(policy) = doc.policy.body.as_object_mut() else {
+        return doc;
+    };
+    let has_defaults = policy
+        .get("StatefulDefaultActions")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let order_given = policy
+        .get("StatefulEngineOptions")
+        .and_then(|o| o.get("RuleOrder"))
+        .is_some();
+    if !has_defaults || order_given {
+        return doc;
+    }
+    let options = policy
+        .entry("StatefulEngineOptions")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(options) = options.as_object_mut() else {
+        return doc; // not a mapping: the shape check reports it
+    };
+    options.insert("RuleOrder".into(), Value::from("STRICT_ORDER"));
+    let referenced: Vec<String> = policy
+        .get("StatefulRuleGroupReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("ResourceArn").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let mut groups = Vec::new();
+    for i in 0..doc.rule_groups.len() {
+        let arn = doc.group_arn(&doc.rule_groups[i]);
+        let g = &mut doc.rule_groups[i];
+        if g.kind != GroupType::Stateful || !referenced.contains(&arn) {
+            continue;
+        }
+        let Some(body) = g.body.as_object_mut() else {
+            continue;
+        };
+        let options = body
+            .entry("StatefulRuleOptions")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(options) = options.as_object_mut() {
+            if !options.contains_key("RuleOrder") {
+                options.insert("RuleOrder".into(), Value::from("STRICT_ORDER"));
+                groups.push(format!("'{}'", g.name));
+            }
+        }
+    }
+    let mut note = format!(
+        "policy '{}' gives StatefulDefaultActions without StatefulEngineOptions.RuleOrder: read in STRICT_ORDER (default actions exist only in strict order)",
+        doc.policy.name
+    );
+    if !groups.is_empty() {
+        note += &format!(", as are its rule groups {}", groups.join(", "));
+    }
+    doc.inferred = Some(note);
+    doc
 }
 
 impl AwsDocument {

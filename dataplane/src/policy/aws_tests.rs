@@ -86,26 +86,70 @@ fn seed_004_verdicts() {
 }
 
 #[test]
-fn the_published_template_is_refused_for_its_rule_order_as_the_service_does() {
-    let published = SEED_004
-        .replace("        StatefulEngineOptions:        # Flowgate: added (see the note at the top)\n          RuleOrder: STRICT_ORDER\n", "")
-        .replace("        StatefulRuleOptions:          # Flowgate: added (see the note at the top)\n          RuleOrder: STRICT_ORDER\n", "");
-    assert!(!published.contains("  RuleOrder: STRICT_ORDER"));
-    let e = aws_file::policy_from_aws_text(&published, Path::new("t.yaml")).unwrap_err();
+fn the_published_template_is_read_in_strict_order_and_says_so() {
+    // As published (only addresses mapped): aws:drop_strict and no rule order anywhere.
+    assert!(!SEED_004.contains("RuleOrder"));
+    let doc = aws_file::read_document(SEED_004, Path::new("seed-004.yaml")).unwrap();
+    assert_eq!(
+        doc.policy.body["StatefulEngineOptions"]["RuleOrder"],
+        "STRICT_ORDER"
+    );
+    for g in &doc.rule_groups {
+        assert_eq!(
+            g.body["StatefulRuleOptions"]["RuleOrder"], "STRICT_ORDER",
+            "{}",
+            g.name
+        );
+    }
+    assert_eq!(
+        doc.inferred.as_deref(),
+        Some(
+            "policy 'MainFirewallPolicy' gives StatefulDefaultActions without StatefulEngineOptions.RuleOrder: \
+             read in STRICT_ORDER (default actions exist only in strict order), as are its rule groups \
+             'AppTrafficRules', 'WebTrafficRules'"
+        )
+    );
+}
+
+#[test]
+fn an_order_the_file_states_is_never_changed() {
+    // A policy that says DEFAULT_ACTION_ORDER with default actions is refused as the service does.
+    let default_order = SEED_004.replace(
+        "        StatefulDefaultActions:\n",
+        "        StatefulEngineOptions:\n          RuleOrder: DEFAULT_ACTION_ORDER\n        StatefulDefaultActions:\n",
+    );
+    assert_ne!(default_order, SEED_004);
+    let e = aws_file::policy_from_aws_text(&default_order, Path::new("t.yaml")).unwrap_err();
     assert_eq!(
         e.to_string(),
         "FirewallPolicy.StatefulDefaultActions: StatefulDefaultActions need StatefulEngineOptions.RuleOrder = STRICT_ORDER"
     );
-    // Policy strict, groups not: the groups' order must match.
-    let half = SEED_004.replace(
-        "        StatefulRuleOptions:          # Flowgate: added (see the note at the top)\n          RuleOrder: STRICT_ORDER\n",
-        "",
+    // A group that says DEFAULT_ACTION_ORDER under the inferred strict policy: orders must match.
+    let mixed = SEED_004.replacen(
+        "      RuleGroup:\n",
+        "      RuleGroup:\n        StatefulRuleOptions:\n          RuleOrder: DEFAULT_ACTION_ORDER\n",
+        1,
     );
-    let e = aws_file::policy_from_aws_text(&half, Path::new("t.yaml")).unwrap_err();
+    assert_ne!(mixed, SEED_004);
+    let e = aws_file::policy_from_aws_text(&mixed, Path::new("t.yaml")).unwrap_err();
     assert!(
         e.to_string()
             .starts_with("RuleGroup 'WebTrafficRules'.StatefulRuleOptions.RuleOrder: "),
         "{e}"
+    );
+    // Without default actions nothing is inferred.
+    let no_defaults = SEED_004.replace(
+        "        StatefulDefaultActions:\n          - aws:drop_strict\n",
+        "",
+    );
+    assert_ne!(no_defaults, SEED_004);
+    let doc = aws_file::read_document(&no_defaults, Path::new("t.yaml")).unwrap();
+    assert_eq!(doc.inferred, None);
+    assert_eq!(
+        aws_file::policy_from_aws_text(&no_defaults, Path::new("t.yaml"))
+            .unwrap()
+            .rule_order,
+        RuleOrder::DefaultActionOrder
     );
 }
 

@@ -104,14 +104,6 @@ impl Store {
         }
     }
 
-    /// Appends results as they are (the running operation uses [`Store::append_records`]).
-    #[cfg(test)]
-    pub fn append(&self, id: &str, results: Vec<FlowResult>) {
-        if !results.is_empty() {
-            self.submit(Job::Append(id.to_string(), results));
-        }
-    }
-
     /// Appends the workers' records; they are converted to results on the writer thread.
     pub fn append_records(&self, id: &str, records: Vec<FlowRecord>, clock: Clock) {
         if !records.is_empty() {

@@ -203,6 +203,9 @@ impl ResourceManager {
                     .and_then(|t| aws_file::read_document(&t, file).map_err(|e| e.to_string()))
                 {
                     Ok(doc) => {
+                        if let Some(note) = &doc.inferred {
+                            eprintln!("flowgate: {}: {note}", file.display());
+                        }
                         let next =
                             import(&id, store.state(), &doc, id.source == PolicySource::File);
                         store.commit(next).map_err(|e| e.to_string())?;
