@@ -8,13 +8,10 @@
 #    back through a drop_strict policy: the client's kernel learns the path MTU;
 #  - `ping -t 1` towards a host beyond a router gets its "time exceeded" back.
 # Topology: fg-client — flowgate — fg-server (a router) — fg-far, the last link with a
-# 1,280-byte MTU. Brings the lab up and down itself; run under the lab lock. The lab runs
-# with configs/lab-wire.toml: net_pcap ports, because net_af_packet's kernel fanout
-# reassembles IPv4 fragments before the appliance sees them (see that file).
+# 1,280-byte MTU. Brings the lab up and down itself; run under the lab lock.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 LAB="$FG_ROOT/scripts/lab.sh"
-export FLOWGATE_LAB_CONFIG="$FG_ROOT/configs/lab-wire.toml"
 FAR_NS=fg-far
 cleanup() {
     kill $(jobs -p) 2>/dev/null || true
