@@ -156,6 +156,7 @@ fault_injection = true
     fn stall(&self, millis: u64) {
         Api::new(
             &format!("http://{}", self.api),
+            None,
             Some(Credentials {
                 access_key_id: self.key.clone(),
                 secret_access_key: self.secret.clone(),

@@ -47,45 +47,9 @@ stream_exception_policy = "drop"
 "#;
 
 fn config(dir: &TempDir, api: &str, policy_file: &str) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "pcap-test"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/pcap-test"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-[policy]
-file = "{policy_file}"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "alert.log"
-audit_log = "audit.log"
-"#,
-        eal = eal_args(1, &[a, b])
-    )
+    TestConfig::pcap(dir, "pcap-test", api)
+        .set_str("policy", "file", policy_file)
+        .render()
 }
 
 struct Traffic {
