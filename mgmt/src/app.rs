@@ -200,7 +200,8 @@ impl Sink for App {
     /// A scan's replies in bulk: the flushed records go to the log queue and the scan
     /// replies to the operation manager, one lock each per batch.
     fn on_replies(&self, worker: usize, replies: &mut Vec<Reply>) {
-        self.logs.queue
+        self.logs
+            .queue
             .push_flushed_batch(&mut replies.iter().filter_map(|r| match r {
                 Reply::ScanFlow {
                     record,
