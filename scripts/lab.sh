@@ -150,7 +150,7 @@ up() {
 console_banner() {
     local api
     api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
-    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
+    log "web console: $api/console/  (trust the CA $CA_FILE; sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }

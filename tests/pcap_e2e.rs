@@ -161,6 +161,26 @@ fn forwards_valid_frames_byte_identical_and_counts_malformed() {
         7.0,
         "{m}"
     );
+    // The data plane's counters of [1/6] and the TCP/reject counters, each exported under
+    // its name and labels by the metrics table (mgmt/src/metrics.rs).
+    for series in [
+        "flowgate_rsts_rate_limited_total{worker=\"0\"}",
+        "flowgate_reject_silenced_total{worker=\"0\"}",
+        "flowgate_flow_hash_long_probes_total{worker=\"0\"}",
+        "flowgate_tcp_invalid_total{worker=\"0\",reason=",
+        "flowgate_malformed_packets_total{worker=\"0\",reason=",
+        "flowgate_non_ip_packets_total{worker=\"0\",ethertype=\"arp\"}",
+        "flowgate_fragments_total{worker=\"0\",outcome=\"dropped_with_first\"}",
+        "flowgate_icmp_errors_total{worker=\"0\",outcome=\"related_passed\"}",
+        "flowgate_midstream_packets_total{worker=\"0\",outcome=\"rejected\"}",
+        "flowgate_dropped_packets_total{port=\"net_pcap0\",worker=\"0\",reason=\"malformed\"}",
+        "flowgate_events_dropped_total{worker=\"0\"}",
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with(series)),
+            "{series} missing from /metrics:\n{m}"
+        );
+    }
     assert_eq!(
         metric_sum(&m, "flowgate_tx_packets_total", "port=\"net_pcap1\""),
         t.valid.len() as f64
