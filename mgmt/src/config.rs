@@ -723,12 +723,6 @@ impl Config {
             }
         }
         let m = &self.mgmt;
-        if m.header_timeout_ms == 0 {
-            return Err(self.err(
-                "mgmt.header_timeout_ms",
-                "must be > 0 (0 resets every API connection before its request is read)",
-            ));
-        }
         if m.metrics_listen.as_deref() == Some(m.listen.as_str()) {
             return Err(self.err(
                 "mgmt.metrics_listen",
@@ -939,7 +933,7 @@ auth = "none"
             (
                 "[mgmt]",
                 "[mgmt]\nheader_timeout_ms = 0",
-                "mgmt.header_timeout_ms: must be > 0",
+                "header_timeout_ms and unauthenticated_timeout_ms must be >= 100",
             ),
             (
                 "[mgmt]",
