@@ -336,8 +336,8 @@ async fn serve_http<I>(
                 if state.authenticated.load(Ordering::Acquire) {
                     ticket.authenticated();
                 }
-                if shared.killed.load(Ordering::Acquire) { return; }
                 let busy = state.in_flight.load(Ordering::Acquire) > 0;
+                if shared.killed.load(Ordering::Acquire) && !busy { return; }
                 let anonymous_expired = !state.authenticated.load(Ordering::Acquire)
                     && accepted.elapsed() >= shared.config.unauthenticated_timeout;
                 let idle_expired = state
@@ -469,10 +469,8 @@ async fn answer_inner(
         Ok((response, _)) => response,
         Err(_) => handler.on_limit(LimitKind::HandlerPanicked, ""),
     };
-    // A request that arrived as the application died is not answered.
-    if shared.killed.load(Ordering::Acquire) {
-        return Err(Unanswered::Killed);
-    }
+    // A request whose handler was already running when the application died (kill_mgmt's
+    // own, above all) is still answered; [`answer`] refuses every later one.
     if response.authenticated {
         state.authenticated.store(true, Ordering::Release);
     }
