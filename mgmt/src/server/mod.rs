@@ -336,8 +336,13 @@ async fn serve_http<I>(
                 if state.authenticated.load(Ordering::Acquire) {
                     ticket.authenticated();
                 }
+                // Dead management side: stop reading requests, but let hyper finish writing
+                // an answer already produced (kill_mgmt's own) before the connection closes.
+                if shared.killed.load(Ordering::Acquire) && !closing {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
                 let busy = state.in_flight.load(Ordering::Acquire) > 0;
-                if shared.killed.load(Ordering::Acquire) && !busy { return; }
                 let anonymous_expired = !state.authenticated.load(Ordering::Acquire)
                     && accepted.elapsed() >= shared.config.unauthenticated_timeout;
                 let idle_expired = state
