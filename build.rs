@@ -28,7 +28,18 @@ fn main() {
         "cargo:rustc-env=FLOWGATE_GIT_REV={git}{}",
         if dirty { "-dirty" } else { "" }
     );
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // Where HEAD and the index really are: in a git worktree `.git` is a file, and a
+    // `rerun-if-changed` path that does not exist makes every build rebuild this crate.
+    for file in ["HEAD", "index"] {
+        let path = Command::new("git")
+            .args(["rev-parse", "--git-path", file])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if let Some(path) = path {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 }

@@ -82,15 +82,15 @@ state_dir = "$dir/state"
 args = [
     "--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry",
     "--log-level=error", "--lcores=0@(0-1),1@(0-1)",
-    "--vdev=net_af_packet0,iface=fg-${z}c-out",
-    "--vdev=net_af_packet1,iface=fg-${z}s-out",
+    "--vdev=net_pcap0,rx_iface_in=fg-${z}c-out,tx_iface=fg-${z}c-out",
+    "--vdev=net_pcap1,rx_iface_in=fg-${z}s-out,tx_iface=fg-${z}s-out",
 ]
 mbufs = 8191
 
 [[port_pair]]
 name = "lab-$z"
-a = "net_af_packet0"
-b = "net_af_packet1"
+a = "net_pcap0"
+b = "net_pcap1"
 queues = 1
 
 [workers]

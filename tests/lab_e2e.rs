@@ -93,7 +93,6 @@ fn readme_operator_examples_work_literally() {
 /// and IPv6); `ping -M do` learns the path MTU and `ping -t 1` gets "time exceeded" back
 /// through a router namespace, under a drop_strict policy.
 #[test]
-#[ignore = "KNOWN FAILURE, open in issue [1/6]: the first case (a 4,000-byte UDP datagram to an allowed port, fragmented by the client's kernel) does not reach the server in the lab although the pcap test of the same fragments passes; run with --ignored while fixing it"]
 fn fragments_and_icmp_errors_cross_as_their_flow() {
     run_locked("scripts/tests/lab-fragments-icmp.sh", &[]);
 }

@@ -96,7 +96,9 @@ for fam in 4 6; do
     cat "$W/allowed$fam"
 
     log "IPv$fam: to a denied port, none of its fragments cross"
-    in_server python3 "$UDP" recv 5002 --status "$W/denied$fam" --timeout 30 >/dev/null 2>&1 &
+    # Not through in_server: $! must be the receiver itself (ip netns exec execs it).
+    ip netns exec "$SERVER_NS" python3 "$UDP" recv 5002 --status "$W/denied$fam" --timeout 30 >/dev/null 2>&1 &
+    denied_rx=$!
     wait_for 10 "receiver ready" status_is "$W/denied$fam" ready
     d0="$(metric flowgate_fragments_total 'outcome="dropped_with_first"')"
     r0="$(reasm "$fam")"
@@ -107,9 +109,13 @@ for fam in 4 6; do
     r1="$(reasm "$fam")"
     [ "$r1" = "$r0" ] || fail "IPv$fam: $((r1 - r0)) fragments of a denied datagram reached the server"
     status_is "$W/denied$fam" ready || fail "IPv$fam: denied datagram delivered: $(cat "$W/denied$fam")"
+    # Nothing came: stop the receiver so that the next family can bind port 5002.
+    kill "$denied_rx" 2>/dev/null || true
+    wait "$denied_rx" 2>/dev/null || true
 done
+four_followed() { [ "$(metric flowgate_fragments_total 'outcome="followed"')" -ge 4 ]; }
+wait_for 10 "4 later fragments that followed their first" four_followed
 followed="$(metric flowgate_fragments_total 'outcome="followed"')"
-[ "$followed" -ge 4 ] || fail "later fragments that followed their first: $followed, expected >= 4"
 
 log "path MTU discovery through drop_strict: ping -M do -s 1400 beyond a 1,280-byte link"
 in_client ping -c 1 -W 2 "$FAR_IP4" >/dev/null || fail "far host unreachable with small pings"
@@ -132,6 +138,8 @@ ttl_exceeded() {
 wait_for 20 "IPv4 time exceeded" ttl_exceeded -4 "$FAR_IP4" "Time to live exceeded"
 wait_for 20 "IPv6 time exceeded" ttl_exceeded -6 "$FAR_IP6" "Time exceeded"
 
+# The workers publish their counters periodically: wait for them, with a deadline.
+related_passed() { [ "$(metric flowgate_icmp_errors_total 'outcome="related_passed"')" -ge 4 ]; }
+wait_for 10 "4 ICMP errors passed as related ($(metric flowgate_icmp_errors_total 'outcome="related_passed"') so far)" related_passed
 related="$(metric flowgate_icmp_errors_total 'outcome="related_passed"')"
-[ "$related" -ge 4 ] || fail "ICMP errors passed as related: $related, expected >= 4"
 log "fragments and ICMP errors cross as their flow (related passed: $related, fragments followed: $followed)"
