@@ -565,6 +565,7 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
             .cmd(venv().join("bin/python"))
             .arg(repo().join("tests/helpers/boto3_resources.py"))
             .args([&env.endpoint(), ARN, &policy_arn])
+            .env("FLOWGATE_CA_FILE", &test_tls().ca_file)
             .output()
             .expect("python");
         assert!(
@@ -586,6 +587,7 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
         let out = Command::new("node")
             .arg(repo().join("tests/helpers/sdk/resources_cbor.mjs"))
             .args([&env.endpoint(), ARN, KEY_ID, SECRET, REGION, &policy_arn])
+            .arg(&test_tls().ca_file)
             .output()
             .expect("node");
         assert!(
