@@ -948,7 +948,7 @@ auth = "none"
             (
                 "[mgmt]",
                 "[mgmt]\nmax_connections = 0",
-                "max_connections must be > 0",
+                "max_connections and max_connections_per_ip must be > 0",
             ),
             (
                 "args = [",
