@@ -289,7 +289,9 @@ mod tests {
     fn clear_range_empties_in_slices() {
         let mut ix = BucketIndex::new(100);
         for i in 0..50u32 {
-            assert!(ix.insert(u64::from(i) * 0x9e37_79b9_7f4a_7c15, i).is_some());
+            assert!(ix
+                .insert(u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15), i)
+                .is_some());
         }
         let mut at = 0;
         while at < ix.buckets() {
