@@ -25,8 +25,7 @@ use common::{engine, policy, rng, Run, StaticTrace, BURST, FLOWS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::gen::Kind;
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
-use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
-use dataplane::worker::Reply;
+use dataplane::worker::cmd::{ScanKind, ScanRequest};
 
 fn bench_engine(c: &mut Criterion) {
     let lab = policy(0);
@@ -123,24 +122,7 @@ fn bench_engine(c: &mut Criterion) {
                     ..FlowMatch::default()
                 },
             };
-            let _ = run.rings.commands.push(Command::StartScan(Box::new(req)));
-            let mut matched = 0u64;
-            loop {
-                run.now += 1_000;
-                run.engine.poll(run.now, &run.rings);
-                let mut done = false;
-                while let Some(r) = run.rings.replies.pop() {
-                    match r {
-                        Reply::ScanFlow { .. } => matched += 1,
-                        Reply::ScanDone { .. } => done = true,
-                        _ => {}
-                    }
-                }
-                while run.rings.events.pop().is_some() {}
-                if done {
-                    break;
-                }
-            }
+            let matched = run.scan_to_end(req);
             assert_eq!(matched, u64::from(FLOWS));
         })
     });

@@ -22,8 +22,7 @@ use std::hint::black_box;
 use common::{engine, policy, rng, Run, StaticTrace, BURST};
 use dataplane::gen::Kind;
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
-use dataplane::worker::cmd::{Command, ScanKind, ScanRequest};
-use dataplane::worker::Reply;
+use dataplane::worker::cmd::{ScanKind, ScanRequest};
 
 /// The only function callgrind collects in (`--toggle-collect=*ipp_measured*`).
 #[inline(never)]
@@ -60,28 +59,7 @@ fn scan(run: &mut Run, kind: ScanKind) -> u64 {
         kind,
         filter: match_all(),
     };
-    assert!(run
-        .rings
-        .commands
-        .push(Command::StartScan(Box::new(req)))
-        .is_ok());
-    let mut matched = 0u64;
-    loop {
-        run.now += 1_000;
-        run.engine.poll(run.now, &run.rings);
-        let mut done = false;
-        while let Some(r) = run.rings.replies.pop() {
-            match r {
-                Reply::ScanFlow { .. } => matched += 1,
-                Reply::ScanDone { .. } => done = true,
-                _ => {}
-            }
-        }
-        while run.rings.events.pop().is_some() {}
-        if done {
-            return matched;
-        }
-    }
+    run.scan_to_end(req)
 }
 
 fn main() {

@@ -9,8 +9,9 @@ use dataplane::flow::{ShardConfig, TimeoutsSecs};
 use dataplane::fragments::FragConfig;
 use dataplane::gen::{Family, Generator, Kind, Size, Spec};
 use dataplane::policy::{load_policy, CompiledPolicy};
+use dataplane::worker::cmd::{Command, ScanRequest};
 use dataplane::worker::engine::{EngineConfig, RstBuf, WorkerRings};
-use dataplane::worker::{Action, Engine, RejectRst, MAX_BURST};
+use dataplane::worker::{Action, Engine, RejectRst, Reply, MAX_BURST};
 
 pub const HZ: u64 = 1_000_000_000;
 pub const BURST: usize = 32;
@@ -195,6 +196,32 @@ impl Run {
     pub fn run_trace(&mut self, t: &StaticTrace) {
         for b in t.frames.chunks(BURST) {
             self.burst(b);
+        }
+    }
+
+    /// Starts `req` and polls until the worker reports it done; returns the flows it matched.
+    pub fn scan_to_end(&mut self, req: ScanRequest) -> u64 {
+        assert!(self
+            .rings
+            .commands
+            .push(Command::StartScan(Box::new(req)))
+            .is_ok());
+        let mut matched = 0u64;
+        loop {
+            self.now += 1_000;
+            self.engine.poll(self.now, &self.rings);
+            let mut done = false;
+            while let Some(r) = self.rings.replies.pop() {
+                match r {
+                    Reply::ScanFlow { .. } => matched += 1,
+                    Reply::ScanDone { .. } => done = true,
+                    _ => {}
+                }
+            }
+            while self.rings.events.pop().is_some() {}
+            if done {
+                return matched;
+            }
         }
     }
 }
