@@ -294,6 +294,8 @@ file = "$policy"
 [mgmt]
 listen = "$FG_API"
 auth = "none"
+# Loopback only: the benchmark measures the data path, not TLS.
+plain_http = true
 [logging]
 flow_log = "flow.log"
 alert_log = "alert.log"

@@ -59,8 +59,9 @@ export ZONE_${Z}_CLIENT_IP4=$(zone_var "$z" net4).1
 export ZONE_${Z}_SERVER_IP4=$(zone_var "$z" net4).2
 export ZONE_${Z}_CLIENT_IP6=$(zone_var "$z" net6):1
 export ZONE_${Z}_SERVER_IP6=$(zone_var "$z" net6):2
-export ZONE_${Z}_APPLIANCE_API=http://$(zone_var "$z" api)
-export ZONE_${Z}_METRICS=http://$(zone_var "$z" api)/metrics
+export ZONE_${Z}_APPLIANCE_API=https://$(zone_var "$z" api)
+export ZONE_${Z}_CA_FILE=$LAB_DIR/zone-$z/state/tls/ca.pem
+export ZONE_${Z}_METRICS=https://$(zone_var "$z" api)/metrics
 export ZONE_${Z}_ACCESS_KEY_ID=AKIAFLOWGATEZONE${Z}01
 export ZONE_${Z}_SECRET_ACCESS_KEY=flowgate-lab-zone-$z-secret
 ENV
@@ -138,7 +139,8 @@ TOML
 [[zone]]
 name = "$(zone_var "$z" name)"
 id = "$(zone_var "$z" id)"
-api = "http://$(zone_var "$z" api)"
+api = "https://$(zone_var "$z" api)"
+ca_file = "$LAB_DIR/zone-$z/state/tls/ca.pem"
 access_key_id = "AKIAFLOWGATEZONE${z^^}01"
 secret_access_key = "flowgate-lab-zone-$z-secret"
 TOML
@@ -163,7 +165,11 @@ start_zone() {
     local z=$1 dir="$LAB_DIR/zone-$1"
     "$FLOWGATE_BIN" --config "$dir/flowgate.toml" >>"$dir/log/flowgate.out" 2>&1 &
     echo $! >"$dir/flowgate.pid"
-    wait_http "http://$(zone_var "$z" api)/readyz" "$!" "$dir/log/flowgate.out"
+    local pid=$!
+    # HTTPS with the certificate the appliance generates in its state_dir at first start.
+    for _ in $(seq 1 100); do [ -f "$dir/state/tls/ca.pem" ] && break; sleep 0.1; done
+    wait_http "https://$(zone_var "$z" api)/readyz" "$pid" "$dir/log/flowgate.out" \
+        --cacert "$dir/state/tls/ca.pem"
     log "zone $(zone_var "$z" name) ready (pid $(cat "$dir/flowgate.pid"))"
 }
 

@@ -111,7 +111,7 @@ fi
 aws_nf() {
     AWS_ACCESS_KEY_ID="$FLOWGATE_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$FLOWGATE_SECRET_ACCESS_KEY" \
     AWS_DEFAULT_REGION="$FLOWGATE_REGION" AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-    AWS_EC2_METADATA_DISABLED=true "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" "$@"
+    AWS_EC2_METADATA_DISABLED=true "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" --ca-bundle "$FLOWGATE_CA_FILE" "$@"
 }
 wait_op() {
     for _ in $(seq 1 50); do

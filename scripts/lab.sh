@@ -37,6 +37,9 @@ API_ADDR="$(conf_value listen)"
 API_ADDR="${API_ADDR:-127.0.0.1:8480}"
 METRICS_ADDR="$(conf_value metrics_listen)"
 METRICS_ADDR="${METRICS_ADDR:-$API_ADDR}"
+# The API is HTTPS with the certificate flowgate generates in its state_dir at first start;
+# health and metrics are plain HTTP on metrics_listen (configs/lab.toml sets one).
+CA_FILE="$(conf_value state_dir)/tls/ca.pem"
 CTL_BIN="${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}"
 
 lab_env() { # the lab's environment as `export KEY=VALUE` lines, for `eval "$(scripts/lab.sh up)"`
@@ -50,7 +53,8 @@ CLIENT_IP4=$CLIENT_IP4
 SERVER_IP4=$SERVER_IP4
 CLIENT_IP6=$CLIENT_IP6
 SERVER_IP6=$SERVER_IP6
-FLOWGATE_API=http://$API_ADDR
+FLOWGATE_API=https://$API_ADDR
+FLOWGATE_CA_FILE=$CA_FILE
 FLOWGATE_METRICS=http://$METRICS_ADDR/metrics
 FLOWGATE_LOG_DIR=$LAB_DIR/log
 FLOWGATE_CONFIG=$CONFIG
@@ -75,7 +79,7 @@ start_flowgate() {
     pid="$(cat "$PIDFILE")"
     for _ in $(seq 1 150); do
         kill -0 "$pid" 2>/dev/null || break
-        if curl -fsS -m 1 "http://$API_ADDR/readyz" >/dev/null 2>&1; then ok=1; break; fi
+        if curl -fsS -m 1 "http://$METRICS_ADDR/readyz" >/dev/null 2>&1; then ok=1; break; fi
         sleep 0.2
     done
     if [ -z "$ok" ]; then
@@ -146,7 +150,7 @@ up() {
 console_banner() {
     local api
     api="$(eval "$(lab_env)"; printf '%s' "$FLOWGATE_API")"
-    log "web console: $api/console/  (sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
+    log "web console: $api/console/  (trust the CA $CA_FILE; sign in with access key id $(conf_value access_key_id), secret $(conf_value secret_access_key))"
 }
 
 in_ns() { ip netns exec "$@"; }

@@ -18,7 +18,6 @@ use mgmt::app::{App, AppParts};
 use mgmt::clock::Clock;
 use mgmt::config::{Config, FrameAction, FullAction, RejectRst};
 use mgmt::control::{Control, WorkerLink};
-use mgmt::http::server::{Server, ServerLimits};
 use mgmt::policy_mgr::PolicyManager;
 use mgmt::resources::ResourceManager;
 
@@ -31,40 +30,44 @@ const VERSION: &str = concat!(
     ")"
 );
 
-const USAGE: &str = "usage: flowgate --config FILE [--check]
-       flowgate --version
-
-  --config FILE   the appliance configuration (TOML)
-  --check         validate the config and policy, then exit";
+/// The command line.
+#[derive(clap::Parser)]
+#[command(name = "flowgate", version = VERSION, about = "Stateful L3/L4 firewall data plane on DPDK")]
+struct Cli {
+    /// The appliance configuration (TOML).
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "completions"
+    )]
+    config: Option<PathBuf>,
+    /// Validate the config and policy, then exit.
+    #[arg(long)]
+    check: bool,
+    /// Print a shell completion script and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config = None;
-    let mut check = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--version" | "-V" => {
-                println!("flowgate {VERSION}");
-                return ExitCode::SUCCESS;
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--config" | "-c" => config = it.next().map(PathBuf::from),
-            "--check" => check = true,
-            other => {
-                eprintln!("flowgate: unknown argument '{other}'\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
+    use clap::{CommandFactory, Parser};
+    let cli = Cli::parse();
+    if let Some(shell) = cli.completions {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "flowgate",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
     }
-    let Some(config) = config else {
-        eprintln!("flowgate: --config FILE is required\n{USAGE}");
+    let Some(config) = cli.config else {
+        // clap requires --config unless --completions; kept as a plain usage error.
+        eprintln!("flowgate: --config FILE is required");
         return ExitCode::from(2);
     };
-    match run(&config, check) {
+    match run(&config, cli.check) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flowgate: {e}");
@@ -356,32 +359,17 @@ fn run_with_eal(
         .spawn_collector(app.clone(), Arc::clone(&collector_stop))
         .map_err(|e| format!("cannot start collector: {e}"))?;
 
-    let limits = ServerLimits {
-        max_connections: cfg.mgmt.max_connections,
-        max_body_bytes: cfg.mgmt.max_body_bytes,
-        header_timeout: Duration::from_millis(cfg.mgmt.header_timeout_ms),
-        ..ServerLimits::default()
-    };
-    // Both servers die with the management side (fault injection: /v1/debug/kill_mgmt).
-    let server = Server::bind_with_kill_switch(
-        &cfg.mgmt.listen,
-        limits.clone(),
-        app.clone(),
-        control.mgmt_dead_flag(),
-    )
-    .map_err(|e| format!("mgmt.listen {}: {e}", cfg.mgmt.listen))?;
-    let metrics_server = match &cfg.mgmt.metrics_listen {
-        Some(addr) => Some(
-            Server::bind_with_kill_switch(addr, limits, app.clone(), control.mgmt_dead_flag())
-                .map_err(|e| format!("mgmt.metrics_listen {addr}: {e}"))?,
-        ),
-        None => None,
-    };
+    // The HTTP threads share the management core(s): the CPUs the EAL left this thread on.
+    let runtime = mgmt::server::runtime::pinned(2, mgmt::server::runtime::management_cores())
+        .map_err(|e| format!("cannot start the management runtime: {e}"))?;
+    // The listeners die with the management side (fault injection: /v1/debug/kill_mgmt).
+    let listeners = mgmt::listeners::start(runtime.handle(), &cfg, &app, control.mgmt_dead_flag())?;
     eprintln!(
-        "flowgate: {} workers on lcores {:?}; API on http://{}; policy {}",
+        "flowgate: {} workers on lcores {:?}; API on {}://{}; policy {}",
         cfg.workers.lcores.len(),
         cfg.workers.lcores,
-        server.local_addr(),
+        listeners.scheme,
+        listeners.api.local_addr(),
         app.policy.current().summary()
     );
 
@@ -394,17 +382,14 @@ fn run_with_eal(
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(|e| format!("signal handler: {e}"))?;
 
-    let mut servers: Vec<Server> = std::iter::once(server).chain(metrics_server).collect();
+    let mut listeners = Some(listeners);
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if control.mgmt_dead() && !servers.is_empty() {
-            // The servers stopped answering the moment the management side died; their
-            // accept threads would only notice on the next connection, so close the
-            // listeners now and clients are refused at once instead of queuing unanswered.
+        if control.mgmt_dead() && listeners.is_some() {
+            // The listeners stopped answering the moment the management side died; close
+            // them now so clients are refused at once instead of queuing unanswered.
             // The workers are not touched.
-            for s in servers.drain(..) {
-                s.shutdown();
-            }
+            drop(listeners.take());
             eprintln!("flowgate: management is dead: API closed; workers keep forwarding");
         }
         if hup.swap(false, Ordering::Relaxed) {
@@ -419,9 +404,7 @@ fn run_with_eal(
     }
 
     eprintln!("flowgate: shutting down");
-    for s in servers {
-        s.shutdown();
-    }
+    drop(listeners);
     stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
     for (w, h) in handles.into_iter().enumerate() {

@@ -76,59 +76,19 @@ fn traffic() -> Vec<Vec<u8>> {
 }
 
 fn config(dir: &TempDir, api: &str) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "cli-test"
-firewall_arn = "{ARN}"
-zone = "{ZONE}"
-zone_id = "{ZONE_ID}"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-# The flows must outlive the test (SYN-only TCP and one-way UDP stay in NEW).
-[flow_table.timeouts]
-tcp_new = 900
-udp_new = 900
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "sigv4"
-region = "{REGION}"
-max_body_bytes = 65536
-[[mgmt.keys]]
-access_key_id = "{KEY_ID}"
-secret_access_key = "{SECRET}"
-[logging]
-flow_log = "flow.log"
-alert_log = "off"
-audit_log = "audit.log"
-[operations]
-worker_timeout_ms = 30000
-[debug]
-fault_injection = true
-"#,
-        eal = eal_args(1, &[a, b])
-    )
+    TestConfig::pcap(dir, "cli-test", api)
+        .set_str("appliance", "firewall_arn", ARN)
+        .set_str("appliance", "zone", ZONE)
+        .set_str("appliance", "zone_id", ZONE_ID)
+        // The flows must outlive the test (SYN-only TCP and one-way UDP stay in NEW).
+        .set("flow_table.timeouts", "tcp_new", "900")
+        .set("flow_table.timeouts", "udp_new", "900")
+        .sigv4(KEY_ID, SECRET, REGION)
+        .set("mgmt", "max_body_bytes", "65536")
+        .set_str("logging", "alert_log", "off")
+        .set("operations", "worker_timeout_ms", "30000")
+        .set("debug", "fault_injection", "true")
+        .render()
 }
 
 const PASS_ALL: &str = r#"
@@ -171,12 +131,13 @@ impl Fixture {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.api)
+        format!("https://{}", self.api)
     }
 
     fn native(&self) -> Api {
         Api::new(
             &self.endpoint(),
+            Some(&test_tls().ca_file),
             Some(Credentials {
                 access_key_id: KEY_ID.into(),
                 secret_access_key: SECRET.into(),
@@ -192,6 +153,8 @@ impl Fixture {
         cmd.arg("network-firewall")
             .args(args)
             .args(["--endpoint-url", &self.endpoint(), "--output", "json"])
+            .arg("--ca-bundle")
+            .arg(&test_tls().ca_file)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", &self.dir.0)
@@ -249,6 +212,7 @@ impl Fixture {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("FLOWGATE_CA_FILE", &test_tls().ca_file)
             .output()
             .expect("run python");
         assert!(
@@ -639,7 +603,7 @@ fn aws_cli_drives_all_actions_with_pagination_and_native_parity() {
 
 #[test]
 fn aws_cli_reports_every_error_type_and_refused_credentials_start_nothing() {
-    let fx = Fixture::start("awserr");
+    let mut fx = Fixture::start("awserr");
     let cap = |filters: &str| {
         vec![
             "start-flow-capture".to_string(),
@@ -916,46 +880,41 @@ fn aws_cli_reports_every_error_type_and_refused_credentials_start_nothing() {
         "flows were flushed"
     );
 
-    // The audit log has one refused record per refused call, with its error type.
+    // Refusals are tallied per source and error type (written when their window closes,
+    // here at shutdown), with a count and a sample action; nothing of the request's own
+    // headers is copied.
+    fx.fg.stop();
     let audit = fx.audit();
-    let refused = |action: &str, ty: &str| {
+    let refused = |ty: &str| -> u64 {
         audit
             .iter()
-            .filter(|a| a["action"] == action && a["outcome"] == "refused" && a["error_type"] == ty)
-            .count()
+            .filter(|a| a["outcome"] == "refused" && a["error_type"] == ty)
+            .map(|a| a["count"].as_u64().unwrap())
+            .sum()
     };
     assert_eq!(
-        refused("StartFlowCapture", bad),
-        3 + 4 + 5 + 1 + 1 + 1 + 1,
+        refused(bad),
+        3 + 4 + 5 + 1 + 1 + 1 + 1 + 1 + 2,
         "{audit:#?}"
     );
-    assert_eq!(refused("StartFlowFlush", "ResourceNotFoundException"), 1);
-    assert_eq!(refused("DescribeFlowOperation", bad), 1);
+    assert_eq!(refused("ResourceNotFoundException"), 4, "{audit:#?}");
+    assert_eq!(refused("ThrottlingException"), 2, "{audit:#?}");
+    assert_eq!(refused("UnknownOperationException"), 2, "{audit:#?}");
+    assert_eq!(refused("SerializationException"), 3, "{audit:#?}");
+    assert_eq!(refused("InvalidSignatureException"), 1, "{audit:#?}");
     assert_eq!(
-        refused("DescribeFlowOperation", "ResourceNotFoundException"),
-        1
+        refused("MissingAuthenticationTokenException"),
+        1,
+        "{audit:#?}"
     );
-    assert_eq!(
-        refused("ListFlowOperationResults", "ResourceNotFoundException"),
-        1
-    );
-    assert_eq!(refused("ListFlowOperations", bad), 2);
-    assert_eq!(
-        refused("ListFlowOperations", "ResourceNotFoundException"),
-        1
-    );
-    assert_eq!(refused("StartFlowCapture", "ThrottlingException"), 1);
-    assert_eq!(refused("StartFlowFlush", "ThrottlingException"), 1);
-    assert_eq!(refused("DeleteFirewall", "UnknownOperationException"), 1);
-    assert_eq!(refused("(no X-Amz-Target)", "UnknownOperationException"), 1);
-    assert_eq!(refused("StartFlowCapture", "SerializationException"), 3);
     assert!(audit.iter().any(|a| a["action"] == "StartFlowFlush"
         && a["error_type"] == "InvalidSignatureException"
         && a["access_key_id"] == KEY_ID
         && a["outcome"] == "refused"));
-    assert!(audit.iter().any(|a| a["action"] == "StartFlowFlush"
-        && a["error_type"] == "MissingAuthenticationTokenException"
-        && a["outcome"] == "refused"));
+    assert!(audit.iter().all(
+        |a| a["source_address"] == "127.0.0.1" && a["detail"].is_null()
+            || a["outcome"] != "refused"
+    ));
     assert!(audit.iter().any(|a| a["action"] == "StartFlowCapture"
         && a["operation_id"] == running.as_str()
         && a["outcome"] == "ok"));
@@ -1064,10 +1023,11 @@ fn js_sdk() -> PathBuf {
 #[test]
 fn js_sdk_drives_all_actions_over_smithy_rpc_v2_cbor() {
     let sdk = js_sdk();
-    let fx = Fixture::start("js-cbor");
+    let mut fx = Fixture::start("js-cbor");
     let out = Command::new("node")
         .arg(sdk.join("cbor_scenario.mjs"))
         .args([&fx.endpoint(), ARN, ZONE, KEY_ID, SECRET, REGION])
+        .arg(&test_tls().ca_file)
         .current_dir(&sdk)
         .output()
         .expect("run node (apt-get install nodejs)");
@@ -1099,6 +1059,7 @@ fn js_sdk_drives_all_actions_over_smithy_rpc_v2_cbor() {
         2.0,
         "the wrong secret started nothing"
     );
+    fx.fg.stop(); // writes the refusal tallies
     let audit = fx.audit();
     assert!(audit.iter().any(|a| a["action"] == "StartFlowFlush"
         && a["operation_id"] == v["flush_id"]

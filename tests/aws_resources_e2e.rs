@@ -94,7 +94,7 @@ struct Env {
 
 impl Env {
     fn endpoint(&self) -> String {
-        format!("http://{}", self.api)
+        format!("https://{}", self.api)
     }
 
     fn cmd(&self, program: PathBuf) -> Command {
@@ -120,6 +120,8 @@ impl Env {
             .arg("network-firewall")
             .args(args)
             .args(["--endpoint-url", &self.endpoint(), "--output", "json"])
+            .arg("--ca-bundle")
+            .arg(&test_tls().ca_file)
             .output()
             .expect("run aws");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -199,6 +201,7 @@ impl Env {
         // The native API is SigV4-protected too: ask through the CLI-independent helper.
         let api = mgmt::cli::Api::new(
             &self.endpoint(),
+            Some(&test_tls().ca_file),
             Some(mgmt::sigv4::Credentials {
                 access_key_id: KEY_ID.into(),
                 secret_access_key: SECRET.into(),
@@ -562,6 +565,7 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
             .cmd(venv().join("bin/python"))
             .arg(repo().join("tests/helpers/boto3_resources.py"))
             .args([&env.endpoint(), ARN, &policy_arn])
+            .env("FLOWGATE_CA_FILE", &test_tls().ca_file)
             .output()
             .expect("python");
         assert!(
@@ -583,6 +587,7 @@ fn resources_through_the_aws_cli_persist_across_restart_and_kill_9() {
         let out = Command::new("node")
             .arg(repo().join("tests/helpers/sdk/resources_cbor.mjs"))
             .args([&env.endpoint(), ARN, KEY_ID, SECRET, REGION, &policy_arn])
+            .arg(&test_tls().ca_file)
             .output()
             .expect("node");
         assert!(

@@ -155,7 +155,8 @@ fault_injection = true
     /// Fault injection on the appliance itself: its worker stops polling for `millis`.
     fn stall(&self, millis: u64) {
         Api::new(
-            &format!("http://{}", self.api),
+            &format!("https://{}", self.api),
+            Some(&test_tls().ca_file),
             Some(Credentials {
                 access_key_id: self.key.clone(),
                 secret_access_key: self.secret.clone(),
@@ -178,11 +179,16 @@ fault_injection = true
 [[zone]]
 name = "{}"
 id = "{id}"
-api = "http://{}"
+api = "https://{}"
+ca_file = {:?}
 access_key_id = "{}"
 secret_access_key = "{}"
 "#,
-            self.name, self.api, self.key, self.secret
+            self.name,
+            self.api,
+            test_tls().ca_file,
+            self.key,
+            self.secret
         )
     }
 }

@@ -50,6 +50,8 @@ impl StubZone {
                 self.name,
                 ARN,
             ])
+            .arg(&test_tls().cert_file)
+            .arg(&test_tls().key_file)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn python3 policy_zone_stub.py");
@@ -111,13 +113,15 @@ secret_access_key = "{SECRET}"
 [[zone]]
 name = "{}"
 id = "use1-az{}"
-api = "http://127.0.0.1:{}"
+api = "https://127.0.0.1:{}"
+ca_file = {:?}
 access_key_id = "AKIASTUB{i}"
 secret_access_key = "stub"
 "#,
             z.name,
             i + 1,
-            z.port
+            z.port,
+            test_tls().ca_file
         ));
     }
     s

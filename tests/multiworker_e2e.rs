@@ -252,45 +252,24 @@ fn two_workers_capture_exact_set_flush_exactly_them_then_midstream() {
         .map(|(k, n)| format!("net_af_packet{k},iface={n}"))
         .collect();
     let api = format!("127.0.0.1:{}", free_port());
-    let config = format!(
-        r#"
-[appliance]
-firewall_name = "mw-exact"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/mw-exact"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 16383
-[[port_pair]]
-a = "net_af_packet0"
-b = "net_af_packet1"
-rx_desc = 512
-tx_desc = 512
-[[port_pair]]
-a = "net_af_packet2"
-b = "net_af_packet3"
-rx_desc = 512
-tx_desc = 512
-[workers]
-lcores = [1, 2]
-[flow_table]
-capacity_per_worker = 65536
-[flow_table.timeouts]
-tcp_new = 900
-udp_new = 900
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "off"
-audit_log = "audit.log"
-"#,
-        eal = eal_args(2, &vdevs)
-    );
+    let config = TestConfig::new(
+        "mw-exact",
+        &api,
+        eal_args(2, &vdevs),
+        2,
+        &[
+            ("net_af_packet0", "net_af_packet1"),
+            ("net_af_packet2", "net_af_packet3"),
+        ],
+    )
+    .set("eal", "mbufs", "16383")
+    .set_pairs("rx_desc", "512")
+    .set_pairs("tx_desc", "512")
+    .set("flow_table", "capacity_per_worker", "65536")
+    .set("flow_table.timeouts", "tcp_new", "900")
+    .set("flow_table.timeouts", "udp_new", "900")
+    .set_str("logging", "alert_log", "off")
+    .render();
     let mut fg = Appliance::start(&dir.0, &config, &api);
     let stage1: Vec<Vec<Vec<u8>>> = sides.iter().map(Side::stage1).collect();
     send(
@@ -454,49 +433,31 @@ fn capture_and_flush_of_a_million_flows_on_two_workers_never_stop_forwarding() {
         format!("net_pcap6,rx_pcap={},infinite_rx=1", p("loop1.pcap")),
         format!("net_pcap7,rx_pcap={}", p("empty.pcap")),
     ];
-    let pairs: String = (0..4)
+    let api = format!("127.0.0.1:{}", free_port());
+    let pairs: Vec<(String, String)> = (0..4)
         .map(|k| {
-            format!(
-                "[[port_pair]]\na = \"net_pcap{}\"\nb = \"net_pcap{}\"\nrx_desc = 512\ntx_desc = 512\n",
-                2 * k,
-                2 * k + 1
+            (
+                format!("net_pcap{}", 2 * k),
+                format!("net_pcap{}", 2 * k + 1),
             )
         })
         .collect();
-    let api = format!("127.0.0.1:{}", free_port());
-    let config = format!(
-        r#"
-[appliance]
-firewall_name = "mw-big"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/mw-big"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 16383
-{pairs}
-[workers]
-lcores = [1, 2]
-[flow_table]
-capacity_per_worker = 1048576
-[flow_table.timeouts]
-tcp_new = 900
-udp_new = 900
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "off"
-alert_log = "off"
-audit_log = "audit.log"
-[operations]
-result_cap = 10000
-worker_timeout_ms = 60000
-"#,
-        eal = eal_args(2, &vdevs)
-    );
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let config = TestConfig::new("mw-big", &api, eal_args(2, &vdevs), 2, &pairs)
+        .set("eal", "mbufs", "16383")
+        .set_pairs("rx_desc", "512")
+        .set_pairs("tx_desc", "512")
+        .set("flow_table", "capacity_per_worker", "1048576")
+        .set("flow_table.timeouts", "tcp_new", "900")
+        .set("flow_table.timeouts", "udp_new", "900")
+        .set_str("logging", "flow_log", "off")
+        .set_str("logging", "alert_log", "off")
+        .set("operations", "result_cap", "10000")
+        .set("operations", "worker_timeout_ms", "60000")
+        .render();
     let mut fg = Appliance::start(&dir.0, &config, &api);
     fg.wait_for(90, "the big table", |a| {
         a.metric("flowgate_flows_created_total", "") >= f64::from(BIG_FLOWS + 2)

@@ -47,45 +47,9 @@ stream_exception_policy = "drop"
 "#;
 
 fn config(dir: &TempDir, api: &str, policy_file: &str) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "pcap-test"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/pcap-test"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-[policy]
-file = "{policy_file}"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "alert.log"
-audit_log = "audit.log"
-"#,
-        eal = eal_args(1, &[a, b])
-    )
+    TestConfig::pcap(dir, "pcap-test", api)
+        .set_str("policy", "file", policy_file)
+        .render()
 }
 
 struct Traffic {
@@ -197,6 +161,26 @@ fn forwards_valid_frames_byte_identical_and_counts_malformed() {
         7.0,
         "{m}"
     );
+    // The data plane's counters of [1/6] and the TCP/reject counters, each exported under
+    // its name and labels by the metrics table (mgmt/src/metrics.rs).
+    for series in [
+        "flowgate_rsts_rate_limited_total{worker=\"0\"}",
+        "flowgate_reject_silenced_total{worker=\"0\"}",
+        "flowgate_flow_hash_long_probes_total{worker=\"0\"}",
+        "flowgate_tcp_invalid_total{worker=\"0\",reason=",
+        "flowgate_malformed_packets_total{worker=\"0\",reason=",
+        "flowgate_non_ip_packets_total{worker=\"0\",ethertype=\"arp\"}",
+        "flowgate_fragments_total{worker=\"0\",outcome=\"dropped_with_first\"}",
+        "flowgate_icmp_errors_total{worker=\"0\",outcome=\"related_passed\"}",
+        "flowgate_midstream_packets_total{worker=\"0\",outcome=\"rejected\"}",
+        "flowgate_dropped_packets_total{port=\"net_pcap0\",worker=\"0\",reason=\"malformed\"}",
+        "flowgate_events_dropped_total{worker=\"0\"}",
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with(series)),
+            "{series} missing from /metrics:\n{m}"
+        );
+    }
     assert_eq!(
         metric_sum(&m, "flowgate_tx_packets_total", "port=\"net_pcap1\""),
         t.valid.len() as f64

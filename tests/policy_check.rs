@@ -97,7 +97,10 @@ fn shipped_policies_pass_the_check() {
 fn check_refuses_configs_start_up_or_the_api_cannot_live_with() {
     let policy = common::repo().join("configs/lab-policy.toml");
     let cases = [
-        ("header_timeout_ms = 0", "mgmt.header_timeout_ms"),
+        (
+            "header_timeout_ms = 0",
+            "header_timeout_ms and unauthenticated_timeout_ms must be >= 100",
+        ),
         ("metrics_listen = \"127.0.0.1:8480\"", "mgmt.metrics_listen"),
         (
             "[flow_table.timeouts]\ntcp_new = 0",

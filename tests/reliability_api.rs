@@ -10,7 +10,6 @@
 mod common;
 
 use common::*;
-use mgmt::http::client::request;
 use mgmt::sigv4::{sign, Credentials};
 use std::io::Write;
 use std::net::TcpStream;
@@ -32,54 +31,14 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn config(dir: &TempDir, api: &str) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "abuse-test"
-firewall_arn = "{ARN}"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "sigv4"
-region = "us-east-1"
-max_connections = {MAX_CONNECTIONS}
-max_body_bytes = {MAX_BODY}
-header_timeout_ms = 1500
-[[mgmt.keys]]
-access_key_id = "{KEY_ID}"
-secret_access_key = "{SECRET}"
-[logging]
-flow_log = "flow.log"
-alert_log = "alert.log"
-audit_log = "audit.log"
-[operations]
-worker_timeout_ms = 2000
-"#,
-        eal = eal_args(1, &[a, b])
-    )
+    TestConfig::pcap(dir, "abuse-test", api)
+        .set_str("appliance", "firewall_arn", ARN)
+        .sigv4(KEY_ID, SECRET, "us-east-1")
+        .set("mgmt", "max_connections", &MAX_CONNECTIONS.to_string())
+        .set("mgmt", "max_body_bytes", &MAX_BODY.to_string())
+        .set("mgmt", "header_timeout_ms", "1500")
+        .set("operations", "worker_timeout_ms", "2000")
+        .render()
 }
 
 /// The calls a client cycles through, and what each may answer.
@@ -149,15 +108,7 @@ fn aws_call(api: &str, call: Call) -> (u16, Duration) {
         );
     }
     let t0 = Instant::now();
-    let status = request(
-        "POST",
-        &format!("http://{api}/"),
-        &headers,
-        &body,
-        Duration::from_secs(10),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0);
+    let status = send("POST", api, "/", &headers, &body).0;
     (status, t0.elapsed())
 }
 
@@ -308,13 +259,5 @@ fn concurrent_abusive_clients_never_start_ops_or_exhaust_the_server() {
 }
 
 fn http_status(api: &str) -> u16 {
-    request(
-        "GET",
-        &format!("http://{api}/healthz"),
-        &[],
-        b"",
-        Duration::from_secs(5),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0)
+    http("GET", api, "/healthz", "").0
 }

@@ -71,51 +71,24 @@ fn write_inputs(dir: &TempDir, frames: u16) -> Vec<Vec<u8>> {
 }
 
 fn config(dir: &TempDir, api: &str, worker_timeout_ms: u64) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "fault-test"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/fault-test"
-zone = "test-zone"
-state_dir = "{state}"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "alert.log"
-audit_log = "{audit}"
-[operations]
-worker_timeout_ms = {worker_timeout_ms}
-[debug]
-fault_injection = true
-"#,
-        state = dir.path("state").display(),
-        audit = dir.path("state/audit.log").display(),
-        eal = eal_args(1, &[a, b])
-    )
+    TestConfig::pcap(dir, "fault-test", api)
+        .set_str(
+            "appliance",
+            "state_dir",
+            &dir.path("state").display().to_string(),
+        )
+        .set_str(
+            "logging",
+            "audit_log",
+            &dir.path("state/audit.log").display().to_string(),
+        )
+        .set(
+            "operations",
+            "worker_timeout_ms",
+            &worker_timeout_ms.to_string(),
+        )
+        .set("debug", "fault_injection", "true")
+        .render()
 }
 
 fn json(body: &str) -> serde_json::Value {

@@ -126,59 +126,26 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn config(dir: &TempDir, api: &str) -> String {
-    let a = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        dir.path("in_a.pcap").display(),
-        dir.path("out_a.pcap").display()
-    );
-    let b = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("in_b.pcap").display(),
-        dir.path("out_b.pcap").display()
-    );
-    format!(
-        r#"
-[appliance]
-firewall_name = "flood-test"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/flood-test"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 4095
-[[port_pair]]
-a = "net_pcap0"
-b = "net_pcap1"
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = {CAPACITY}
-emergency_high_pct = 90
-emergency_low_pct = 50
-full_action = "drop_new"
-expiry_slots_per_poll = 256
-[flow_table.emergency_timeouts]
-tcp_new = 4
-tcp_established = 100
-tcp_closed = 1
-udp_new = 4
-udp_established = 4
-icmp_new = 1
-icmp_established = 1
-other_new = 1
-other_established = 1
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "alert.log"
-audit_log = "audit.log"
-"#,
-        eal = eal_args(1, &[a, b])
-    )
+    let mut c = TestConfig::pcap(dir, "flood-test", api)
+        .set("flow_table", "capacity_per_worker", &CAPACITY.to_string())
+        .set("flow_table", "emergency_high_pct", "90")
+        .set("flow_table", "emergency_low_pct", "50")
+        .set_str("flow_table", "full_action", "drop_new")
+        .set("flow_table", "expiry_slots_per_poll", "256");
+    for (key, secs) in [
+        ("tcp_new", 4),
+        ("tcp_established", 100),
+        ("tcp_closed", 1),
+        ("udp_new", 4),
+        ("udp_established", 4),
+        ("icmp_new", 1),
+        ("icmp_established", 1),
+        ("other_new", 1),
+        ("other_established", 1),
+    ] {
+        c = c.set("flow_table.emergency_timeouts", key, &secs.to_string());
+    }
+    c.render()
 }
 
 #[test]

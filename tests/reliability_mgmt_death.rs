@@ -455,40 +455,20 @@ fn workers_keep_forwarding_with_the_last_policy_after_the_management_side_dies()
         .enumerate()
         .map(|(k, n)| format!("net_af_packet{k},iface={n}"))
         .collect();
-    let config = format!(
-        r#"
-[appliance]
-firewall_name = "mgmt-death"
-firewall_arn = "arn:aws:network-firewall:us-east-1:000000000000:firewall/mgmt-death"
-zone = "test-zone"
-state_dir = "state"
-[eal]
-args = {eal}
-mbufs = 8191
-[[port_pair]]
-a = "net_af_packet0"
-b = "net_af_packet1"
-rx_desc = 512
-tx_desc = 512
-[workers]
-lcores = [1]
-[flow_table]
-capacity_per_worker = 4096
-[policy]
-file = "policy.toml"
-[mgmt]
-listen = "{api}"
-metrics_listen = "{metrics}"
-auth = "none"
-[logging]
-flow_log = "flow.log"
-alert_log = "off"
-audit_log = "audit.log"
-[debug]
-fault_injection = true
-"#,
-        eal = eal_args(1, &vdevs)
-    );
+    let config = TestConfig::new(
+        "mgmt-death",
+        &api,
+        eal_args(1, &vdevs),
+        1,
+        &[("net_af_packet0", "net_af_packet1")],
+    )
+    .set("eal", "mbufs", "8191")
+    .set_pairs("rx_desc", "512")
+    .set_pairs("tx_desc", "512")
+    .set_str("mgmt", "metrics_listen", &metrics)
+    .set_str("logging", "alert_log", "off")
+    .set("debug", "fault_injection", "true")
+    .render();
     let mut fg = Appliance::start(&dir.0, &config, &api);
 
     // Phase 1, management alive: the policy is enforced and the counters agree.

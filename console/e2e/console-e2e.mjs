@@ -66,7 +66,10 @@ const ctx = await chromium.launchPersistentContext(profile, {
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
   viewport: { width: 1280, height: 800 },
-  ignoreHTTPSErrors: true,
+  // The appliance's CA is trusted through CHROMIUM_HOME's NSS database (console-e2e.sh);
+  // a certificate that does not verify fails the test.
+  ignoreHTTPSErrors: false,
+  env: { ...process.env, HOME: process.env.CHROMIUM_HOME ?? process.env.HOME },
   acceptDownloads: true,
 });
 ctx.setDefaultTimeout(STEP_TIMEOUT);

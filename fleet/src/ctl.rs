@@ -9,13 +9,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mgmt::sigv4::{self, Credentials};
+use mgmt::sigv4::Credentials;
 use serde_json::{json, Value};
 
-use crate::upstream::{JSON_CONTENT_TYPE, SERVICE, TARGET_PREFIX};
+use crate::upstream::{api_error, SignedCall};
 
 /// Whether `argv` asks for the zone-aware commands (`--zone`, `--all-zones`).
 pub fn wants_zones(argv: &[String]) -> bool {
@@ -216,32 +216,16 @@ impl AwsClient {
     }
 
     pub fn call(&self, action: &str, body: &Value) -> Result<Value, CtlError> {
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        let mut headers = vec![
-            ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
-            (
-                "x-amz-target".to_string(),
-                format!("{TARGET_PREFIX}{action}"),
-            ),
-        ];
-        let path = match self.url.path() {
-            "" => "/",
-            p => p,
-        };
-        sigv4::sign(
-            "POST",
+        let signed = SignedCall::new(
+            &self.url,
             &self.host,
-            path,
-            "",
-            &mut headers,
-            &payload,
+            action,
+            body,
             &self.creds,
             &self.region,
-            SERVICE,
-            SystemTime::now(),
         );
-        let mut req = self.http.post(self.url.clone()).body(payload);
-        for (n, v) in headers.iter().filter(|(n, _)| n != "host") {
+        let mut req = self.http.post(self.url.clone()).body(signed.payload);
+        for (n, v) in &signed.headers {
             req = req.header(n.as_str(), v.as_str());
         }
         let resp = req
@@ -254,11 +238,11 @@ impl AwsClient {
         if status == 200 {
             return Ok(v);
         }
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (kind, message) = api_error(&v);
         Err(CtlError::Api {
             status,
-            kind: s("__type").rsplit('#').next().unwrap_or("").to_string(),
-            message: s("message"),
+            kind,
+            message,
         })
     }
 }

@@ -33,6 +33,69 @@ pub enum UpstreamError {
     Unreachable { zone: String, reason: String },
 }
 
+/// One AWS JSON 1.0 call, signed with SigV4: the body and the headers to send with it (the
+/// fleet's async calls to zones and `flowgatectl --zone`'s blocking calls build it alike).
+pub struct SignedCall {
+    pub payload: Vec<u8>,
+    /// Without `host`: the HTTP client sends the URL's, the same value the signature covers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SignedCall {
+    /// `action` with `body` to `url`, whose `host[:port]` is `host`.
+    pub fn new(
+        url: &reqwest::Url,
+        host: &str,
+        action: &str,
+        body: &Value,
+        creds: &Credentials,
+        region: &str,
+    ) -> SignedCall {
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        let mut headers = vec![
+            ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
+            (
+                "x-amz-target".to_string(),
+                format!("{TARGET_PREFIX}{action}"),
+            ),
+        ];
+        let path = match url.path() {
+            "" => "/",
+            p => p,
+        };
+        sigv4::sign(
+            "POST",
+            host,
+            path,
+            "",
+            &mut headers,
+            &payload,
+            creds,
+            region,
+            SERVICE,
+            SystemTime::now(),
+        );
+        headers.retain(|(name, _)| name != "host");
+        SignedCall { payload, headers }
+    }
+}
+
+/// The error type (without its namespace) and message of an AWS JSON error body.
+pub fn api_error(value: &Value) -> (String, String) {
+    let kind = value
+        .get("__type")
+        .and_then(Value::as_str)
+        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+        .unwrap_or_else(|| "InternalServerError".into());
+    let message = value
+        .get("message")
+        .or_else(|| value.get("Message"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    (kind, message)
+}
+
 /// One appliance's API, ready to call.
 pub struct ZoneClient {
     pub name: String,
@@ -104,36 +167,17 @@ impl ZoneClient {
     }
 
     async fn call_inner(&self, action: &str, body: &Value) -> Result<Value, UpstreamError> {
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        let mut headers = vec![
-            ("content-type".to_string(), JSON_CONTENT_TYPE.to_string()),
-            (
-                "x-amz-target".to_string(),
-                format!("{TARGET_PREFIX}{action}"),
-            ),
-        ];
-        let path = match self.url.path() {
-            "" => "/",
-            p => p,
-        };
-        sigv4::sign(
-            "POST",
+        let signed = SignedCall::new(
+            &self.url,
             &self.host,
-            path,
-            "",
-            &mut headers,
-            &payload,
+            action,
+            body,
             &self.creds,
             &self.region,
-            SERVICE,
-            SystemTime::now(),
         );
-        let mut req = self.http.post(self.url.clone()).body(payload);
-        for (name, value) in &headers {
-            // reqwest sends the same Host from the URL; the signature covers that value.
-            if name != "host" {
-                req = req.header(name.as_str(), value.as_str());
-            }
+        let mut req = self.http.post(self.url.clone()).body(signed.payload);
+        for (name, value) in &signed.headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         let unreachable = |reason: String| UpstreamError::Unreachable {
             zone: self.name.clone(),
@@ -159,17 +203,7 @@ impl ZoneClient {
         if status == 200 {
             return Ok(value);
         }
-        let kind = value
-            .get("__type")
-            .and_then(Value::as_str)
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            .unwrap_or_else(|| "InternalServerError".into());
-        let message = value
-            .get("message")
-            .or_else(|| value.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let (kind, message) = api_error(&value);
         Err(UpstreamError::Api {
             status,
             kind,

@@ -31,9 +31,9 @@ use serde_json::{json, Map, Value};
 use crate::audit::Audit;
 use crate::cbor;
 use crate::config::Config;
-use crate::http::server::{Request, Response};
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
 use crate::resources::{PolicyHost, ResourceManager};
+use crate::server::{Request, Response};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -185,6 +185,8 @@ pub fn handle_with(
                     None,
                     None,
                 );
+            } else {
+                audit.read(caller, req.peer, audit_action);
             }
             protocol.response(200, &body)
         }

@@ -13,34 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::http::client::{request, Url};
 use crate::ops::validate::parse_protocol;
 use crate::sigv4::{sign, Credentials};
 
-pub const DEFAULT_API: &str = "http://127.0.0.1:8480";
-
-const USAGE: &str = "\
-usage: flowgatectl [--api URL] [--json] COMMAND
-
-commands:
-  capture|flush [FILTER FLAGS] [--filter JSON]... [--min-age SECONDS] [--either-direction]
-                [--state STATE]... [--verdict-changed] [--no-wait] [--timeout SECONDS]
-      Start a flow capture or flush; wait for it and print the flows it matched.
-      Filter flags (one filter): --src CIDR --dst CIDR --sport P --dport P
-        --proto tcp|udp|icmp|icmpv6|sctp|N   (P: ANY, a port, or lo:hi)
-      --filter '{\"src\":\"198.18.0.0/24\",\"dst_port\":\"80\",\"protocols\":[\"6\"]}' adds one
-      more filter (repeatable). Without any filter every flow (IPv4 and IPv6) matches.
-  ops list [--type capture|flush] [--max N]
-  ops show ID
-  ops results ID
-  policy reload
-  stats
-
-environment: FLOWGATE_API (default http://127.0.0.1:8480), FLOWGATE_ACCESS_KEY_ID,
-  FLOWGATE_SECRET_ACCESS_KEY, FLOWGATE_REGION (default us-east-1)
-exit codes: 0 ok, 1 operation FAILED or COMPLETED_WITH_ERRORS, 2 usage, 3 API unreachable,
-  4 API error
-";
+pub const DEFAULT_API: &str = "https://127.0.0.1:8480";
 
 /// Why a command did not succeed; maps to the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +54,8 @@ fn usage(msg: impl Into<String>) -> CliError {
 /// Where the API is and how to sign for it.
 pub struct Env {
     pub api: String,
+    /// A CA to trust beyond the system roots (`FLOWGATE_CA_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
     pub credentials: Option<Credentials>,
     pub region: String,
 }
@@ -98,82 +76,123 @@ impl Env {
         };
         Env {
             api: var("FLOWGATE_API").unwrap_or_else(|| DEFAULT_API.to_string()),
+            ca_file: var("FLOWGATE_CA_FILE").map(Into::into),
             credentials,
             region: var("FLOWGATE_REGION").unwrap_or_else(|| "us-east-1".to_string()),
         }
     }
 }
 
-/// The parsed command line.
-#[derive(Debug, Default, PartialEq)]
-pub struct Args {
-    pub positional: Vec<String>,
+/// The command line (clap derive). `--api` and `--ca-file` override `FLOWGATE_API` and
+/// `FLOWGATE_CA_FILE` (read into [`Env`]).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "flowgatectl",
+    version,
+    about = "Operate a Flowgate appliance: flow captures and flushes, operation history, policy, stats",
+    after_help = "environment: FLOWGATE_API (default https://127.0.0.1:8480), FLOWGATE_CA_FILE, \
+FLOWGATE_ACCESS_KEY_ID, FLOWGATE_SECRET_ACCESS_KEY, FLOWGATE_REGION (default us-east-1)\n\
+exit codes: 0 ok, 1 operation FAILED or COMPLETED_WITH_ERRORS, 2 usage, 3 API unreachable, 4 API error"
+)]
+pub struct Cli {
+    /// The API's URL (https://host:port).
+    #[arg(long, global = true)]
     pub api: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's, e.g. the appliance's
+    /// generated state_dir/tls/ca.pem.
+    #[arg(long, global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
     pub json: bool,
-    pub help: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Start a flow capture; wait for it and print the flows it matched.
+    Capture(Args),
+    /// Start a flow flush; wait for it and print the flows it removed.
+    Flush(Args),
+    /// Browse the operation history.
+    #[command(subcommand)]
+    Ops(OpsCommand),
+    /// Policy actions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Live flow table and traffic statistics.
+    Stats,
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OpsCommand {
+    /// Operations, newest first.
+    List {
+        /// capture or flush.
+        #[arg(long = "type")]
+        op_type: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        max: Option<usize>,
+    },
+    /// One operation.
+    Show { id: String },
+    /// Every flow an operation matched.
+    Results { id: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Re-read the policy files.
+    Reload,
+}
+
+/// The filter and wait options of `capture` and `flush`. Flags build one filter; without
+/// any filter every flow (IPv4 and IPv6) matches.
+#[derive(Debug, Default, PartialEq, clap::Args)]
+pub struct Args {
+    /// Source CIDR.
+    #[arg(long)]
     pub src: Option<String>,
+    /// Destination CIDR.
+    #[arg(long)]
     pub dst: Option<String>,
+    /// Source port: ANY, a port, or lo:hi.
+    #[arg(long)]
     pub sport: Option<String>,
+    /// Destination port: ANY, a port, or lo:hi.
+    #[arg(long)]
     pub dport: Option<String>,
+    /// tcp|udp|icmp|icmpv6|sctp|N (repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',')]
     pub proto: Vec<String>,
-    pub filters: Vec<String>,
-    pub min_age: Option<String>,
+    /// One more filter as JSON, e.g. '{"src":"198.18.0.0/24","dst_port":"80","protocols":["6"]}'.
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Only flows at least this old (seconds).
+    #[arg(long)]
+    pub min_age: Option<u64>,
+    /// Match filters in both directions.
+    #[arg(long)]
     pub either_direction: bool,
-    pub states: Vec<String>,
+    /// Only flows in these states (repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only flows the current policy would now judge differently.
+    #[arg(long)]
     pub verdict_changed: bool,
+    /// Return once started.
+    #[arg(long)]
     pub no_wait: bool,
-    pub timeout: Option<String>,
-    pub op_type: Option<String>,
-    pub max: Option<String>,
+    /// Give up waiting after this many seconds (300).
+    #[arg(long)]
+    pub timeout: Option<u64>,
 }
 
 impl Args {
-    pub fn parse(argv: &[String]) -> Result<Args, CliError> {
-        let mut a = Args::default();
-        let mut it = argv.iter();
-        while let Some(arg) = it.next() {
-            // `--flag=value` and `--flag value` both work.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<String, CliError> {
-                inline
-                    .clone()
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| usage(format!("{name} needs a value")))
-            };
-            match flag {
-                "--api" => a.api = Some(value(flag)?),
-                "--json" => a.json = true,
-                "-h" | "--help" => a.help = true,
-                "--src" => a.src = Some(value(flag)?),
-                "--dst" => a.dst = Some(value(flag)?),
-                "--sport" => a.sport = Some(value(flag)?),
-                "--dport" => a.dport = Some(value(flag)?),
-                "--proto" => a
-                    .proto
-                    .extend(value(flag)?.split(',').map(|p| p.trim().to_string())),
-                "--filter" => a.filters.push(value(flag)?),
-                "--min-age" => a.min_age = Some(value(flag)?),
-                "--either-direction" => a.either_direction = true,
-                "--state" => a
-                    .states
-                    .extend(value(flag)?.split(',').map(|s| s.trim().to_string())),
-                "--verdict-changed" => a.verdict_changed = true,
-                "--no-wait" => a.no_wait = true,
-                "--timeout" => a.timeout = Some(value(flag)?),
-                "--type" => a.op_type = Some(value(flag)?),
-                "--max" => a.max = Some(value(flag)?),
-                f if f.starts_with('-') && f.len() > 1 => {
-                    return Err(usage(format!("unknown option '{f}'")))
-                }
-                _ => a.positional.push(arg.clone()),
-            }
-        }
-        Ok(a)
-    }
-
     fn has_flag_filter(&self) -> bool {
         self.src.is_some()
             || self.dst.is_some()
@@ -222,7 +241,7 @@ impl Args {
                 filters.push(Value::Object(f));
             }
         }
-        for (i, text) in self.filters.iter().enumerate() {
+        for (i, text) in self.filter.iter().enumerate() {
             let v: Value = serde_json::from_str(text)
                 .map_err(|e| usage(format!("--filter #{}: not JSON: {e}", i + 1)))?;
             if !v.is_object() {
@@ -234,19 +253,12 @@ impl Args {
             filters.push(json!({"src": "0.0.0.0/0"}));
             filters.push(json!({"src": "::/0"}));
         }
-        let min_age = match &self.min_age {
-            None => 0,
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| usage(format!("--min-age: '{s}' is not a number of seconds")))?,
-        };
+        let min_age = self.min_age.unwrap_or(0);
         Ok(json!({
             "filters": filters,
             "min_age_seconds": min_age,
             "either_direction": self.either_direction,
-            "states": self.states,
+            "states": self.state,
             "verdict_changed": self.verdict_changed,
         }))
     }
@@ -254,25 +266,60 @@ impl Args {
 
 /// A signed JSON call to the API.
 pub struct Api {
-    base: Url,
+    base: reqwest::Url,
+    client: reqwest::blocking::Client,
     credentials: Option<Credentials>,
     region: String,
-    timeout: Duration,
 }
 
 impl Api {
+    /// A client for the API at `base` (`https://host:port`), trusting the system roots and,
+    /// when given, the CA in `ca_file` (PEM; the appliance's generated `tls/ca.pem`).
     pub fn new(
         base: &str,
+        ca_file: Option<&std::path::Path>,
         credentials: Option<Credentials>,
         region: String,
     ) -> Result<Api, CliError> {
-        let base = Url::parse(base).map_err(|e| usage(format!("--api: {e}")))?;
+        let base = reqwest::Url::parse(base).map_err(|e| usage(format!("--api: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(usage(format!(
+                "--api: '{base}' is not an http(s)://host:port URL"
+            )));
+        }
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .use_rustls_tls();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| usage(format!("--ca-file {}: {e}", path.display())))?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| usage(format!("--ca-file {}: {e}", path.display())))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| CliError::Unreachable(e.to_string()))?;
         Ok(Api {
             base,
+            client,
             credentials,
             region,
-            timeout: Duration::from_secs(30),
         })
+    }
+
+    /// `host[:port]` as the request's `Host` header carries it (what SigV4 signs).
+    fn authority(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
     }
 
     /// Sends `method path?query` with an optional JSON body; a non-2xx answer becomes
@@ -289,10 +336,11 @@ impl Api {
         if !body.is_empty() {
             headers.push(("content-type".into(), "application/json".into()));
         }
+        let authority = self.authority();
         if let Some(c) = &self.credentials {
             sign(
                 method,
-                &self.base.authority,
+                &authority,
                 path,
                 query,
                 &mut headers,
@@ -303,32 +351,56 @@ impl Api {
                 SystemTime::now(),
             );
         }
-        let url = if query.is_empty() {
-            format!("http://{}{path}", self.base.authority)
-        } else {
-            format!("http://{}{path}?{query}", self.base.authority)
-        };
-        let resp = request(method, &url, &headers, &body, self.timeout)
-            .map_err(|e| CliError::Unreachable(e.to_string()))?;
-        let value: Option<Value> = serde_json::from_slice(&resp.body).ok();
-        if (200..300).contains(&resp.status) {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url.set_query((!query.is_empty()).then_some(query));
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| usage(format!("method {method}: {e}")))?;
+        let mut request = self.client.request(method, url).body(body);
+        for (name, value) in &headers {
+            // reqwest sets Host from the URL, the same value that was signed.
+            if !name.eq_ignore_ascii_case("host") {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        let resp = request
+            .send()
+            .map_err(|e| CliError::Unreachable(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .map_err(|e| CliError::Unreachable(error_chain(&e)))?;
+        let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if (200..300).contains(&status) {
             return value.ok_or_else(|| CliError::Api {
-                status: resp.status,
+                status,
                 kind: "MalformedResponse".into(),
                 message: "the response is not JSON".into(),
             });
         }
-        let text = || String::from_utf8_lossy(&resp.body).trim().to_string();
+        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
         let field = |v: &Option<Value>, keys: &[&str]| {
             keys.iter()
                 .find_map(|k| v.as_ref()?.get(*k)?.as_str().map(str::to_string))
         };
         Err(CliError::Api {
-            status: resp.status,
+            status,
             kind: field(&value, &["error", "__type"]).unwrap_or_else(|| "Error".into()),
             message: field(&value, &["message", "Message"]).unwrap_or_else(text),
         })
     }
+}
+
+/// An error with its causes ("error sending request: … invalid peer certificate: …").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -359,53 +431,70 @@ pub fn main() -> ExitCode {
 
 /// Runs one command, writing its output to `out` (progress goes to stderr).
 pub fn run(argv: &[String], env: Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let args = Args::parse(argv)?;
-    if args.help {
-        let _ = out.write_all(USAGE.as_bytes());
+    use clap::{CommandFactory, Parser};
+    let cli = match Cli::try_parse_from(
+        std::iter::once("flowgatectl".to_string()).chain(argv.iter().cloned()),
+    ) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = write!(out, "{e}");
+            return Ok(());
+        }
+        Err(e) => return Err(usage(e.to_string().trim_end().to_string())),
+    };
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "flowgatectl", out);
         return Ok(());
     }
-    if args.positional.is_empty() {
-        return Err(usage(format!("no command given\n\n{USAGE}")));
-    }
+    let ca_file = cli.ca_file.clone().or(env.ca_file);
     let api = Api::new(
-        args.api.as_deref().unwrap_or(&env.api),
+        cli.api.as_deref().unwrap_or(&env.api),
+        ca_file.as_deref(),
         env.credentials,
         env.region,
     )?;
-    let pos: Vec<&str> = args.positional.iter().map(String::as_str).collect();
+    let json = cli.json;
     // The status of an operation waited for decides the exit code (results print anyway).
     let mut final_status: Option<String> = None;
-    let text = match pos.as_slice() {
-        ["capture"] | ["flush"] => {
-            let (text, status) = start(&api, &args, pos[0])?;
+    let text = match &cli.command {
+        Command::Capture(args) | Command::Flush(args) => {
+            let kind = if matches!(cli.command, Command::Capture(_)) {
+                "capture"
+            } else {
+                "flush"
+            };
+            let (text, status) = start(&api, args, kind, json)?;
             final_status = status;
             text
         }
-        ["ops", "list"] => ops_list(&api, &args)?,
-        ["ops", "show", id] => {
+        Command::Ops(OpsCommand::List { op_type, max }) => {
+            ops_list(&api, op_type.as_deref(), *max, json)?
+        }
+        Command::Ops(OpsCommand::Show { id }) => {
             let op = api.call(
                 "GET",
                 &format!("/v1/operations/{}", query_escape(id)),
                 "",
                 None,
             )?;
-            if args.json {
+            if json {
                 pretty(&op)
             } else {
                 render_operation(&op)
             }
         }
-        ["ops", "results", id] => {
+        Command::Ops(OpsCommand::Results { id }) => {
             let (op, flows) = fetch_results(&api, id)?;
-            if args.json {
+            if json {
                 pretty(&json!({"operation": op, "flows": flows}))
             } else {
                 render_flows(&flows)
             }
         }
-        ["policy", "reload"] => {
+        Command::Policy(PolicyCommand::Reload) => {
             let v = api.call("POST", "/v1/policy/reload", "", Some(&json!({})))?;
-            if args.json {
+            if json {
                 pretty(&v)
             } else {
                 let mut s = match v.get("epoch") {
@@ -416,15 +505,15 @@ pub fn run(argv: &[String], env: Env, out: &mut dyn Write) -> Result<(), CliErro
                 s
             }
         }
-        ["stats"] => {
+        Command::Stats => {
             let v = api.call("GET", "/v1/stats", "", None)?;
-            if args.json {
+            if json {
                 pretty(&v)
             } else {
                 render_tree(&v, 0)
             }
         }
-        _ => return Err(usage(format!("unknown command '{}'", pos.join(" ")))),
+        Command::Completions { .. } => unreachable!("handled above"),
     };
     let _ = out.write_all(text.as_bytes());
     match final_status {
@@ -447,19 +536,18 @@ fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
 
 /// Starts an operation and (unless `--no-wait`) waits for it; returns the output and the
 /// final status waited for.
-fn start(api: &Api, args: &Args, kind: &str) -> Result<(String, Option<String>), CliError> {
+fn start(
+    api: &Api,
+    args: &Args,
+    kind: &str,
+    json: bool,
+) -> Result<(String, Option<String>), CliError> {
     let body = args.start_body()?;
-    let wait_limit = match &args.timeout {
-        None => Duration::from_secs(300),
-        Some(t) => Duration::from_secs(
-            t.parse()
-                .map_err(|_| usage(format!("--timeout: '{t}' is not a number of seconds")))?,
-        ),
-    };
+    let wait_limit = Duration::from_secs(args.timeout.unwrap_or(300));
     let mut op = api.call("POST", &format!("/v1/operations/{kind}"), "", Some(&body))?;
     let id = str_of(&op, "id").to_string();
     if args.no_wait {
-        let text = if args.json {
+        let text = if json {
             pretty(&op)
         } else {
             format!("{kind} {id} started ({})\n", str_of(&op, "status"))
@@ -497,7 +585,7 @@ fn start(api: &Api, args: &Args, kind: &str) -> Result<(String, Option<String>),
     }
     let status = str_of(&op, "status").to_string();
     let (op, flows) = fetch_results(api, &id)?;
-    let text = if args.json {
+    let text = if json {
         pretty(&json!({"operation": op, "flows": flows}))
     } else {
         let mut s = render_flows(&flows);
@@ -567,19 +655,17 @@ fn fetch_results(api: &Api, id: &str) -> Result<(Value, Vec<Value>), CliError> {
     }
 }
 
-fn ops_list(api: &Api, args: &Args) -> Result<String, CliError> {
+fn ops_list(
+    api: &Api,
+    op_type: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<String, CliError> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
-    let limit: Option<usize> = match &args.max {
-        None => None,
-        Some(m) => Some(
-            m.parse()
-                .map_err(|_| usage(format!("--max: '{m}' is not a number")))?,
-        ),
-    };
     loop {
         let mut q = format!("max={}", limit.unwrap_or(100).clamp(1, 100));
-        if let Some(t) = &args.op_type {
+        if let Some(t) = op_type {
             q.push_str(&format!("&type={}", query_escape(t)));
         }
         if let Some(t) = &token {
@@ -600,7 +686,7 @@ fn ops_list(api: &Api, args: &Args) -> Result<String, CliError> {
     if let Some(l) = limit {
         items.truncate(l);
     }
-    if args.json {
+    if json {
         return Ok(pretty(&Value::Array(items)));
     }
     let rows: Vec<Vec<String>> = items
@@ -787,8 +873,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     use super::*;
 
+    /// The start options of `flowgatectl ARGS…` (a capture or flush).
     fn args(s: &[&str]) -> Result<Args, CliError> {
-        Args::parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("flowgatectl").chain(s.iter().copied()))
+            .map_err(|e| usage(e.to_string()))?;
+        match cli.command {
+            Command::Capture(a) | Command::Flush(a) => Ok(a),
+            other => panic!("not a start command: {other:?}"),
+        }
     }
 
     #[test]
@@ -810,7 +903,6 @@ mod tests {
             "--either-direction",
         ])
         .unwrap();
-        assert_eq!(a.positional, vec!["flush"]);
         let b = a.start_body().unwrap();
         assert_eq!(
             b["filters"],
@@ -845,7 +937,7 @@ mod tests {
             matches!(args(&["capture", "--bogus"]), Err(CliError::Usage(m)) if m.contains("--bogus"))
         );
         assert!(
-            matches!(args(&["capture", "--src"]), Err(CliError::Usage(m)) if m.contains("--src needs a value"))
+            matches!(args(&["capture", "--src"]), Err(CliError::Usage(m)) if m.contains("--src"))
         );
         let e = args(&["capture", "--proto", "gre"])
             .unwrap()
@@ -858,11 +950,9 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("must be a JSON object"), "{e}");
         assert_eq!(e.exit_code(), 2);
-        let e = args(&["capture", "--min-age", "-3"])
-            .unwrap()
-            .start_body()
-            .unwrap_err();
+        let e = args(&["capture", "--min-age=-3"]).unwrap_err();
         assert!(e.to_string().contains("--min-age"), "{e}");
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]
@@ -870,6 +960,7 @@ mod tests {
         // Port 9 on loopback (discard) is not listening in the test environment.
         let env = Env {
             api: "http://127.0.0.1:9".into(),
+            ca_file: None,
             credentials: None,
             region: "us-east-1".into(),
         };

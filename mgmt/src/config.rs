@@ -367,9 +367,28 @@ pub struct Mgmt {
     pub auth: Option<AuthMode>,
     pub region: String,
     pub keys: Vec<AccessKey>,
+    /// Connections held at once on the API listener; when full, the oldest connection that
+    /// has not sent an authenticated request is evicted.
     pub max_connections: usize,
+    /// Connections one client address may hold.
+    pub max_connections_per_ip: usize,
     pub max_body_bytes: usize,
+    /// TLS handshake and each request head.
     pub header_timeout_ms: u64,
+    /// A connection that has sent no authenticated request is closed this long after accept.
+    pub unauthenticated_timeout_ms: u64,
+    /// TLS for the API listener; without it a certificate is generated in `state_dir/tls`.
+    pub tls: Option<TlsFiles>,
+    /// Serve the API over plain HTTP instead (loopback listeners only; labs and tests).
+    pub plain_http: bool,
+}
+
+/// `[mgmt.tls]`: the API listener's certificate chain and private key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Default for Mgmt {
@@ -380,9 +399,13 @@ impl Default for Mgmt {
             auth: None,
             region: "us-east-1".into(),
             keys: Vec::new(),
-            max_connections: 64,
+            max_connections: 4096,
+            max_connections_per_ip: 64,
             max_body_bytes: 1 << 20,
             header_timeout_ms: 10_000,
+            unauthenticated_timeout_ms: 10_000,
+            tls: None,
+            plain_http: false,
         }
     }
 }
@@ -489,6 +512,10 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.appliance.state_dir = resolve(base, &cfg.appliance.state_dir);
         cfg.policy.file = resolve(base, &cfg.policy.file);
+        if let Some(tls) = cfg.mgmt.tls.as_mut() {
+            tls.cert_file = resolve(base, &tls.cert_file);
+            tls.key_file = resolve(base, &tls.key_file);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -608,12 +635,21 @@ impl Config {
             return Err(self.err("dataplane.reject_rst_burst", "must be > 0"));
         }
         let m = &self.mgmt;
-        m.listen.parse::<SocketAddr>().map_err(|e| {
+        let listen = m.listen.parse::<SocketAddr>().map_err(|e| {
             self.err(
                 "mgmt.listen",
                 format!("'{}' is not host:port: {e}", m.listen),
             )
         })?;
+        if m.plain_http && !listen.ip().is_loopback() {
+            return Err(self.err(
+                "mgmt.plain_http",
+                format!("plain HTTP is allowed on loopback listeners only, not {listen}"),
+            ));
+        }
+        if m.plain_http && m.tls.is_some() {
+            return Err(self.err("mgmt.plain_http", "cannot be set with [mgmt.tls]"));
+        }
         if let Some(ml) = &m.metrics_listen {
             ml.parse::<SocketAddr>()
                 .map_err(|e| self.err("mgmt.metrics_listen", format!("'{ml}': {e}")))?;
@@ -636,10 +672,16 @@ impl Config {
                 ));
             }
         }
-        if m.max_connections == 0 || m.max_body_bytes < 1024 {
+        if m.max_connections == 0 || m.max_connections_per_ip == 0 || m.max_body_bytes < 1024 {
             return Err(self.err(
                 "mgmt",
-                "max_connections must be > 0 and max_body_bytes >= 1024",
+                "max_connections and max_connections_per_ip must be > 0 and max_body_bytes >= 1024",
+            ));
+        }
+        if m.header_timeout_ms < 100 || m.unauthenticated_timeout_ms < 100 {
+            return Err(self.err(
+                "mgmt",
+                "header_timeout_ms and unauthenticated_timeout_ms must be >= 100",
             ));
         }
         let o = &self.operations;
@@ -681,12 +723,6 @@ impl Config {
             }
         }
         let m = &self.mgmt;
-        if m.header_timeout_ms == 0 {
-            return Err(self.err(
-                "mgmt.header_timeout_ms",
-                "must be > 0 (0 resets every API connection before its request is read)",
-            ));
-        }
         if m.metrics_listen.as_deref() == Some(m.listen.as_str()) {
             return Err(self.err(
                 "mgmt.metrics_listen",
@@ -897,7 +933,7 @@ auth = "none"
             (
                 "[mgmt]",
                 "[mgmt]\nheader_timeout_ms = 0",
-                "mgmt.header_timeout_ms: must be > 0",
+                "header_timeout_ms and unauthenticated_timeout_ms must be >= 100",
             ),
             (
                 "[mgmt]",
@@ -912,7 +948,7 @@ auth = "none"
             (
                 "[mgmt]",
                 "[mgmt]\nmax_connections = 0",
-                "max_connections must be > 0",
+                "max_connections and max_connections_per_ip must be > 0",
             ),
             (
                 "args = [",

@@ -16,7 +16,7 @@
 use rust_embed::Embed;
 use serde_json::json;
 
-use crate::http::server::{Request, Response};
+use crate::server::{Request, Response};
 
 #[derive(Embed)]
 #[folder = "../console/dist/"]

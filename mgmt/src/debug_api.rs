@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::App;
-use crate::http::server::{Request, Response};
+use crate::server::{Request, Response};
 use dataplane::worker::Command;
 
 /// Upper bound on commands `fill_ring` pushes (rings are far smaller; a guard, not a size).

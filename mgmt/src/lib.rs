@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod aws_api;
 pub mod background;
 pub mod cbor;
@@ -10,13 +11,18 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod dates;
 pub mod debug_api;
-pub mod http;
+pub mod listeners;
 pub mod log_queue;
+pub mod log_sink;
 pub mod logs;
 pub mod metrics;
 pub mod native_api;
 pub mod ops;
 pub mod policy_mgr;
 pub mod resources;
+pub mod router;
+pub mod server;
 pub mod sigv4;
+pub mod stats;

@@ -122,6 +122,16 @@ impl LineWriter {
         }
     }
 
+    /// Flushes, then syncs the file to disk (records that must survive a crash).
+    pub fn sync(&mut self) {
+        self.flush();
+        if let Some(o) = &self.out {
+            if o.get_ref().sync_data().is_err() {
+                self.write_errors += 1;
+            }
+        }
+    }
+
     pub fn flush(&mut self) {
         let ok = match &mut self.out {
             Some(o) => o.flush(),

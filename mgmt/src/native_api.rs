@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use crate::audit::Audit;
 use crate::clock::rfc3339;
-use crate::http::server::{Request, Response};
 use crate::ops::{
     FilterSpec, FlowResult, Naming, OpKind, Operation, OpsError, OpsManager, StartRequest,
 };
+use crate::server::{Request, Response};
 
 /// Largest page the native API serves (the AWS API stops at 100).
 pub const MAX_PAGE: usize = 10_000;
@@ -82,6 +82,8 @@ pub fn handle(ops: &OpsManager, req: &Request, caller: &str, audit: &Audit) -> O
                     None,
                     None,
                 );
+            } else {
+                audit.read(caller, req.peer, &action);
             }
             Response::json(status, &body)
         }

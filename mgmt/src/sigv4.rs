@@ -14,7 +14,7 @@
 //! refused: presigned URLs (query-string auth), session tokens (`X-Amz-Security-Token`: we
 //! issue none), `UNSIGNED-PAYLOAD` and streaming payloads.
 
-use crate::http::date::{amz_timestamp, parse_amz_timestamp, parse_http_date};
+use crate::dates::{amz_timestamp, parse_amz_timestamp};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -362,7 +362,8 @@ fn request_time(headers: &[(String, String)]) -> Result<(&'static str, SystemTim
         return Ok(("x-amz-date", t));
     }
     let value = header(headers, "date").ok_or(AuthError::MissingDate)?;
-    let t = parse_http_date(value)
+    let t = httpdate::parse_http_date(value)
+        .ok()
         .or_else(|| parse_amz_timestamp(value))
         .ok_or_else(|| AuthError::MalformedDate(value.to_owned()))?;
     Ok(("date", t))

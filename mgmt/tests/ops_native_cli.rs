@@ -15,10 +15,9 @@ use mgmt::audit::Audit;
 use mgmt::cli::{self, Env};
 use mgmt::config::LogTarget;
 use mgmt::control::Sink;
-use mgmt::http::client::request;
-use mgmt::http::server::{Handler, Request, Response, Server, ServerLimits};
 use mgmt::native_api;
 use mgmt::ops::OpsManager;
+use mgmt::server::{runtime, tls, Handler, Request, Response, Server, ServerConfig};
 use mgmt::sigv4::{self, Credentials, KeyStore, VerifyRequest};
 use ops_support::*;
 use serde_json::{json, Value};
@@ -28,7 +27,7 @@ const SECRET: &str = "native-secret-key";
 
 struct App {
     ops: Arc<OpsManager>,
-    audit: Audit,
+    audit: Arc<Audit>,
     keys: KeyStore,
 }
 
@@ -81,6 +80,8 @@ impl Sink for Forward {
 struct Lab {
     h: Harness,
     server: Option<Server>,
+    _runtime: Arc<tokio::runtime::Runtime>,
+    audit: Arc<Audit>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -158,30 +159,63 @@ impl Lab {
                 .spawn_collector(Arc::new(Forward(Arc::clone(&h.ops))), Arc::clone(&stop))
                 .unwrap(),
         );
+        let audit = Arc::new(
+            Audit::open(Some(LogTarget::File(h.dir.0.join("audit.log"))), 1 << 20, 2).unwrap(),
+        );
         let app = App {
             ops: Arc::clone(&h.ops),
-            audit: Audit::open(Some(LogTarget::File(h.dir.0.join("audit.log")))).unwrap(),
+            audit: Arc::clone(&audit),
             keys: KeyStore::new(vec![Credentials {
                 access_key_id: KEY_ID.into(),
                 secret_access_key: SECRET.into(),
             }]),
         };
-        let server = Server::bind("127.0.0.1:0", ServerLimits::default(), Arc::new(app)).unwrap();
+        // HTTPS as flowgatectl meets it: a certificate for localhost from a CA it is told of.
+        let pair = tls::generate_pair(&["localhost".into()]).unwrap();
+        for (name, pem) in [
+            ("ca.pem", &pair.ca_pem),
+            ("cert.pem", &pair.cert_pem),
+            ("key.pem", &pair.key_pem),
+        ] {
+            std::fs::write(h.dir.0.join(name), pem).unwrap();
+        }
+        let server_tls =
+            tls::from_files(&h.dir.0.join("cert.pem"), &h.dir.0.join("key.pem")).unwrap();
+        let runtime = runtime::pinned(1, Vec::new()).unwrap();
+        let server = Server::bind(
+            runtime.handle(),
+            "127.0.0.1:0",
+            ServerConfig::default(),
+            Some(server_tls.config),
+            Arc::new(app),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
         Lab {
             h,
             server: Some(server),
+            _runtime: runtime,
+            audit,
             stop,
             threads,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.server.as_ref().unwrap().local_addr())
+        format!(
+            "https://localhost:{}",
+            self.server.as_ref().unwrap().local_addr().port()
+        )
+    }
+
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.h.dir.0.join("ca.pem")
     }
 
     fn env(&self, secret: &str) -> Env {
         Env {
             api: self.url(),
+            ca_file: Some(self.ca_file()),
             credentials: Some(Credentials {
                 access_key_id: KEY_ID.into(),
                 secret_access_key: secret.into(),
@@ -205,6 +239,7 @@ impl Lab {
     }
 
     fn audit_lines(&self) -> Vec<Value> {
+        self.audit.flush();
         std::fs::read_to_string(self.h.dir.0.join("audit.log"))
             .unwrap_or_default()
             .lines()
@@ -325,7 +360,7 @@ fn native_api_options_and_errors() {
         let url = format!("{}{path}", lab.url());
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         let authority = url
-            .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .split('/')
             .next()
             .unwrap()
@@ -350,8 +385,23 @@ fn native_api_options_and_errors() {
         } else {
             format!("{url}?{query}")
         };
-        let r = request(method, &full, &headers, &body, Duration::from_secs(5)).unwrap();
-        (r.status, serde_json::from_slice(&r.body).unwrap())
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(lab.ca_file()).unwrap()).unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let mut request = client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                full,
+            )
+            .body(body);
+        for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let r = request.send().unwrap();
+        (r.status().as_u16(), r.json().unwrap())
     };
     // Beyond AWS: states, either_direction, verdict_changed reach the workers' FlowMatch.
     let (s, v) = call(

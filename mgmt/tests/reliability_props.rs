@@ -15,8 +15,8 @@ use mgmt::audit::Audit;
 use mgmt::clock::Clock;
 use mgmt::config::Config;
 use mgmt::control::{Control, WorkerLink};
-use mgmt::http::server::Request;
 use mgmt::ops::OpsManager;
+use mgmt::server::Request;
 use mgmt::sigv4::{sign, verify, Credentials, KeyStore, VerifyRequest};
 use proptest::prelude::*;
 

@@ -10,8 +10,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 LAB="$FG_ROOT/scripts/lab.sh"
 
-# Debian's Chromium (never a browser download); the console and playwright-core from npm.
-ensure_packages chromium
+# Debian's Chromium (never a browser download); the console and playwright-core from npm;
+# certutil (libnss3-tools) to make Chromium trust the appliance's CA.
+ensure_packages chromium libnss3-tools
 "$FG_ROOT/scripts/build-console.sh" --no-test
 [ -f "$FG_ROOT/console/node_modules/playwright-core/package.json" ] || die "playwright-core is not installed in console/"
 
@@ -24,6 +25,13 @@ cleanup() {
 trap cleanup EXIT
 eval "$("$LAB" up)"
 rm -rf "$W" && mkdir -p "$W"
+# The console is served over HTTPS with the certificate the appliance generated: Chromium
+# verifies it against that CA, put in an NSS database of a HOME of its own (Chromium on
+# Linux reads $HOME/.pki/nssdb), never with certificate errors ignored.
+NSS_HOME="$W/chromium-home"
+mkdir -p "$NSS_HOME/.pki/nssdb"
+certutil -N -d "sql:$NSS_HOME/.pki/nssdb" --empty-password
+certutil -A -d "sql:$NSS_HOME/.pki/nssdb" -n flowgate-lab-ca -t "C,," -i "$FLOWGATE_CA_FILE"
 ECHO="$FG_ROOT/scripts/lab/echo.py"
 echoes() { sed -n 's/^ok \([0-9]*\)$/\1/p' "$1" 2>/dev/null || true; }
 
@@ -40,6 +48,6 @@ log "long-lived session $CLIENT_IP4 -> $SERVER_IP4:7001 running ($n echoes)"
 SHOTS="$FG_ROOT/target/console-screenshots"
 rm -rf "$SHOTS"
 CONSOLE_URL="$FLOWGATE_API/console/" ACCESS_KEY_ID="$FLOWGATE_ACCESS_KEY_ID" SECRET_ACCESS_KEY="$FLOWGATE_SECRET_ACCESS_KEY" \
-CLIENT_IP="$CLIENT_IP4" SERVER_IP="$SERVER_IP4" SESSION_PORT=7001 CLIENT_STATUS="$W/client" SCREENSHOT_DIR="$SHOTS" \
+CHROMIUM_HOME="$NSS_HOME" CLIENT_IP="$CLIENT_IP4" SERVER_IP="$SERVER_IP4" SESSION_PORT=7001 CLIENT_STATUS="$W/client" SCREENSHOT_DIR="$SHOTS" \
     node "$FG_ROOT/console/e2e/console-e2e.mjs"
 log "console e2e passed; screenshots in $SHOTS"

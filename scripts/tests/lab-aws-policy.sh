@@ -28,7 +28,7 @@ VENV="${FLOWGATE_TEST_VENV:-$FG_ROOT/.venv}"
 [ -x "$VENV/bin/aws" ] || fail "no AWS CLI at $VENV/bin/aws (scripts/test.sh installs it)"
 export AWS_ACCESS_KEY_ID="$FLOWGATE_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$FLOWGATE_SECRET_ACCESS_KEY" \
        AWS_DEFAULT_REGION="$FLOWGATE_REGION" AWS_PAGER="" AWS_MAX_ATTEMPTS=1
-nf() { "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" --output json "$@"; }
+nf() { "$VENV/bin/aws" network-firewall --endpoint-url "$FLOWGATE_API" --ca-bundle "$FLOWGATE_CA_FILE" --output json "$@"; }
 jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
 # The app tier lives on the server too (the web tier is 198.18.0.0/25, the app tier .128/25).

@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 eval "$("$LAB" up)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
+export FLOWGATE_API FLOWGATE_CA_FILE FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 UDP="$FG_ROOT/scripts/lab/udp_datagram.py"
 W=/tmp/flowgate-lab/wire-test; rm -rf "$W"; mkdir -p "$W"
 POL="$(dirname "$FLOWGATE_CONFIG")"

@@ -48,7 +48,7 @@ wait_metric() {
 }
 
 eval "$("$LAB" up)"
-export FLOWGATE_API FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
+export FLOWGATE_API FLOWGATE_CA_FILE FLOWGATE_ACCESS_KEY_ID FLOWGATE_SECRET_ACCESS_KEY FLOWGATE_REGION
 
 log "1. a live session and spoofed RSTs/FINs with wrong sequence numbers"
 ip netns exec "$SERVER_NS" python3 "$ECHO" server 7001 7002 >/dev/null 2>&1 &

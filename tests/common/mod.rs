@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// These tests need root (DPDK EAL, namespaces). They never skip: without root they fail.
@@ -87,34 +88,137 @@ pub struct Appliance {
     pub log: PathBuf,
 }
 
-/// Minimal HTTP GET/POST for tests (no auth: test configs use `auth = "none"`).
+/// The TLS material every test appliance serves its API with: a leaf for `localhost`,
+/// `127.0.0.1` and `::1` signed by a test CA, generated once per test process.
+pub struct TestTls {
+    pub dir: TempDir,
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+pub fn test_tls() -> &'static TestTls {
+    static TLS: OnceLock<TestTls> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let dir = TempDir::new("tls");
+        let pair = mgmt::server::tls::generate_pair(&[
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+        ])
+        .expect("generate the test certificate");
+        let tls = TestTls {
+            ca_file: dir.path("ca.pem"),
+            cert_file: dir.path("cert.pem"),
+            key_file: dir.path("key.pem"),
+            dir,
+        };
+        std::fs::write(&tls.ca_file, pair.ca_pem).expect("write ca.pem");
+        std::fs::write(&tls.cert_file, pair.cert_pem).expect("write cert.pem");
+        std::fs::write(&tls.key_file, pair.key_pem).expect("write key.pem");
+        tls
+    })
+}
+
+/// `[mgmt.tls]` for a test config, serving the [`test_tls`] certificate.
+pub fn tls_section() -> String {
+    let t = test_tls();
+    format!(
+        "\n[mgmt.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        t.cert_file, t.key_file
+    )
+}
+
+fn build_client(keep_alive: bool) -> reqwest::blocking::Client {
+    let pem = std::fs::read(&test_tls().ca_file).expect("read the test CA");
+    let mut builder = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("test CA"))
+        .timeout(Duration::from_secs(30));
+    if !keep_alive {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().expect("HTTPS client")
+}
+
+/// A blocking HTTPS client trusting the test CA, keeping connections alive.
+pub fn client() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| build_client(true))
+}
+
+/// Like [`client`], but every request opens a new connection.
+pub fn fresh_client() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| build_client(false))
+}
+
+/// An HTTPS request with exactly `headers` (e.g. SigV4-signed ones; `host` is the URL's);
+/// `(0, error)` when it could not be sent or answered.
+pub fn send(
+    method: &str,
+    addr: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    send_with(client(), method, addr, path_and_query, headers, body)
+}
+
+/// [`send`] with a chosen client.
+pub fn send_with(
+    client: &reqwest::blocking::Client,
+    method: &str,
+    addr: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client
+        .request(method, format!("https://{addr}{path_and_query}"))
+        .body(body.to_vec());
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("host") {
+            request = request.header(name.as_str(), value.as_str());
+        }
+    }
+    match request.send() {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string().into_bytes()),
+    }
+}
+
+/// An HTTPS request to the appliance API at `addr` (test configs use `auth = "none"`);
+/// `(0, error)` when it could not be sent or answered.
 pub fn http(method: &str, addr: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to appliance API");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let sent = client()
+        .request(method, format!("https://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send();
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.text().unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
 }
 
 impl Appliance {
-    /// Writes `config` to `dir/flowgate.toml`, starts the binary, waits for `/readyz`.
+    /// Writes `config` to `dir/flowgate.toml` (serving the test certificate unless it sets
+    /// its own TLS), starts the binary, waits for `/readyz`.
     pub fn start(dir: &Path, config: &str, api: &str) -> Appliance {
         let cfg = dir.join("flowgate.toml");
+        let mut config = config.to_string();
+        if !config.contains("[mgmt.tls]") && !config.contains("plain_http") {
+            config.push_str(&tls_section());
+        }
         std::fs::write(&cfg, config).expect("write config");
         let log = dir.join("flowgate.out");
         let out = std::fs::File::create(&log).expect("log file");
@@ -353,4 +457,144 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
         out.push(p.unwrap().data.into_owned());
     }
     out
+}
+
+/// The one builder of test appliance configurations: defaults every test shares (state in
+/// `state/`, `policy.toml`, logs beside the config, `auth = "none"`), changed per test with
+/// [`TestConfig::set`] / [`TestConfig::set_str`], rendered as TOML by
+/// [`TestConfig::render`]. (Appliance::start adds the test certificate as `[mgmt.tls]`.)
+pub struct TestConfig {
+    /// `[section]` tables in order, each with its `key = value` lines (TOML literals).
+    sections: Vec<(String, Vec<(String, String)>)>,
+    /// `[[port_pair]]` tables: `a`, `b`, then any extra lines.
+    pairs: Vec<Vec<(String, String)>>,
+}
+
+impl TestConfig {
+    /// An appliance named `name` (ARN `…:firewall/<name>`, zone `test-zone`) with its API on
+    /// `api`, the EAL arguments `eal` (see [`eal_args`]), worker lcores 1..=`workers` and
+    /// port pairs `pairs`.
+    pub fn new(name: &str, api: &str, eal: String, workers: usize, pairs: &[(&str, &str)]) -> Self {
+        let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+        let mut c = TestConfig {
+            sections: Vec::new(),
+            pairs: pairs
+                .iter()
+                .map(|(a, b)| {
+                    vec![
+                        ("a".into(), format!("{a:?}")),
+                        ("b".into(), format!("{b:?}")),
+                    ]
+                })
+                .collect(),
+        };
+        c = c
+            .set_str("appliance", "firewall_name", name)
+            .set_str(
+                "appliance",
+                "firewall_arn",
+                &format!("arn:aws:network-firewall:us-east-1:000000000000:firewall/{name}"),
+            )
+            .set_str("appliance", "zone", "test-zone")
+            .set_str("appliance", "state_dir", "state")
+            .set("eal", "args", &eal)
+            .set("eal", "mbufs", "4095")
+            .set("workers", "lcores", &format!("[{}]", lcores.join(", ")))
+            .set("flow_table", "capacity_per_worker", "4096")
+            .set_str("policy", "file", "policy.toml")
+            .set_str("mgmt", "listen", api)
+            .set_str("mgmt", "auth", "none")
+            .set_str("logging", "flow_log", "flow.log")
+            .set_str("logging", "alert_log", "alert.log")
+            .set_str("logging", "audit_log", "audit.log");
+        c
+    }
+
+    /// One worker between `net_pcap0` and `net_pcap1`, which read `dir/in_a.pcap` and
+    /// `dir/in_b.pcap` and write `dir/out_a.pcap` and `dir/out_b.pcap`.
+    pub fn pcap(dir: &TempDir, name: &str, api: &str) -> Self {
+        let port = |i: usize, side: &str| {
+            format!(
+                "net_pcap{i},rx_pcap={},tx_pcap={}",
+                dir.path(&format!("in_{side}.pcap")).display(),
+                dir.path(&format!("out_{side}.pcap")).display()
+            )
+        };
+        let eal = eal_args(1, &[port(0, "a"), port(1, "b")]);
+        TestConfig::new(name, api, eal, 1, &[("net_pcap0", "net_pcap1")])
+    }
+
+    /// Sets `key` in `[section]` to the TOML literal `value` (replacing an earlier value).
+    pub fn set(mut self, section: &str, key: &str, value: &str) -> Self {
+        let i = match self.sections.iter().position(|(s, _)| s == section) {
+            Some(i) => i,
+            None => {
+                self.sections.push((section.to_string(), Vec::new()));
+                self.sections.len() - 1
+            }
+        };
+        let lines = &mut self.sections[i].1;
+        lines.retain(|(k, _)| k != key);
+        lines.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// [`TestConfig::set`] with a string value.
+    pub fn set_str(self, section: &str, key: &str, value: &str) -> Self {
+        self.set(section, key, &format!("{value:?}"))
+    }
+
+    /// Sets `key` on every port pair.
+    pub fn set_pairs(mut self, key: &str, value: &str) -> Self {
+        for p in &mut self.pairs {
+            p.retain(|(k, _)| k != key);
+            p.push((key.to_string(), value.to_string()));
+        }
+        self
+    }
+
+    /// SigV4 with one key.
+    pub fn sigv4(self, key_id: &str, secret: &str, region: &str) -> Self {
+        self.set_str("mgmt", "auth", "sigv4")
+            .set_str("mgmt", "region", region)
+            .set(
+                "mgmt.keys",
+                "__key",
+                &format!("access_key_id = {key_id:?}\nsecret_access_key = {secret:?}"),
+            )
+    }
+
+    /// The configuration as TOML.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let table = |out: &mut String, header: &str, lines: &[(String, String)]| {
+            let _ = writeln!(out, "{header}");
+            for (k, v) in lines {
+                match k.as_str() {
+                    "__key" => {
+                        let _ = writeln!(out, "{v}");
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{k} = {v}");
+                    }
+                }
+            }
+        };
+        for (section, lines) in &self.sections {
+            if section == "mgmt.keys" {
+                continue;
+            }
+            table(&mut out, &format!("[{section}]"), lines);
+            if section == "eal" {
+                for p in &self.pairs {
+                    table(&mut out, "[[port_pair]]", p);
+                }
+            }
+        }
+        if let Some((_, keys)) = self.sections.iter().find(|(s, _)| s == "mgmt.keys") {
+            table(&mut out, "[[mgmt.keys]]", keys);
+        }
+        out
+    }
 }

@@ -2,7 +2,7 @@
 """boto3/botocore client for the Flowgate AWS-API integration tests (tests/aws_cli_e2e.rs).
 
 Credentials and region come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_DEFAULT_REGION). Every subcommand prints one JSON object on stdout for the Rust test to
+AWS_DEFAULT_REGION); the appliance's CA certificate from FLOWGATE_CA_FILE (the API is HTTPS). Every subcommand prints one JSON object on stdout for the Rust test to
 assert on; this script asserts nothing itself, so a failure is always reported by the test.
 
   boto3_flow_ops.py scenario ENDPOINT FIREWALL_ARN ZONE ZONE_ID
@@ -12,6 +12,8 @@ assert on; this script asserts nothing itself, so a failure is always reported b
       N bytes of JSON padding) and reports the HTTP status and parsed body
 """
 import json
+import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -25,12 +27,15 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 
+CA_FILE = os.environ["FLOWGATE_CA_FILE"]
+
+
 def client(endpoint, validate=True):
     cfg = botocore.config.Config(
         retries={"max_attempts": 1, "mode": "standard"},
         parameter_validation=validate,
     )
-    return boto3.client("network-firewall", endpoint_url=endpoint, config=cfg)
+    return boto3.client("network-firewall", endpoint_url=endpoint, config=cfg, verify=CA_FILE)
 
 
 def error_code(call):
@@ -211,7 +216,8 @@ def raw(endpoint, target, body):
         prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST"
     )
     try:
-        with urllib.request.urlopen(http_req, timeout=30) as r:
+        tls = ssl.create_default_context(cafile=CA_FILE)
+        with urllib.request.urlopen(http_req, timeout=30, context=tls) as r:
             status, text = r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read().decode()

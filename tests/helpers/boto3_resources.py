@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """boto3 (AWS JSON 1.0) against Flowgate's resource actions, for tests/aws_resources_e2e.rs.
-Credentials and region from the environment. Prints one JSON object; asserts nothing.
+Credentials and region from the environment; the appliance's CA certificate from
+FLOWGATE_CA_FILE (the API is HTTPS). Prints one JSON object; asserts nothing.
 
   boto3_resources.py ENDPOINT FIREWALL_ARN POLICY_ARN
 """
 import json
+import os
 import sys
 
 import boto3
@@ -16,6 +18,7 @@ nf = boto3.client(
     "network-firewall",
     endpoint_url=endpoint,
     config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}),
+    verify=os.environ["FLOWGATE_CA_FILE"],
 )
 
 

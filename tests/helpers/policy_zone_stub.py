@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """A stand-in for one zone's appliance in tests/fleet_policy.rs: the firewall policy actions
 of the AWS API (DescribeFirewall, DescribeFirewallPolicy, UpdateFirewallPolicy with DryRun and
-UpdateToken) over plain HTTP on loopback, state kept in a JSON file (written atomically) so a
+UpdateToken) over HTTPS on loopback (the test certificate), state kept in a JSON file (written atomically) so a
 restarted stub keeps its policy like a restarted appliance. It counts the updates it applied,
 so the test can prove a dry run changed nothing. It checks no signature (the fleet's SigV4
 signing is covered by tests/fleet_e2e.rs against real appliances).
 
-  policy_zone_stub.py PORT STATE_FILE ZONE FIREWALL_ARN
+  policy_zone_stub.py PORT STATE_FILE ZONE FIREWALL_ARN CERT_FILE KEY_FILE
 """
 import json
 import os
 import sys
 import uuid
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, STATE, ZONE, FIREWALL_ARN = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+CERT_FILE, KEY_FILE = sys.argv[5], sys.argv[6]
 POLICY_ARN = FIREWALL_ARN.replace(":firewall/", ":firewall-policy/") + "-policy"
 POLICY_NAME = POLICY_ARN.rsplit("/", 1)[1]
 ACTIONS = {"aws:pass", "aws:drop", "aws:forward_to_sfe"}
@@ -133,4 +135,9 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, obj)
 
 
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+# HTTPS like a real appliance: the fleet verifies the zone's certificate (ca_file).
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(CERT_FILE, KEY_FILE)
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

@@ -291,7 +291,7 @@ impl OpsManager {
                 )));
             }
             let id = loop {
-                let id = crate::http::uuid_v4();
+                let id = uuid::Uuid::new_v4().to_string();
                 if !st.history.contains_key(&id) {
                     break id;
                 }
@@ -927,7 +927,7 @@ mod tests {
     #[test]
     fn operation_id_pattern() {
         assert!(is_operation_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
-        assert!(is_operation_id(&crate::http::uuid_v4()));
+        assert!(is_operation_id(&uuid::Uuid::new_v4().to_string()));
         for bad in [
             "0F8FAD5B-D9CB-469F-A165-70867728950E",
             "0f8fad5b-d9cb-469f-a165-70867728950",

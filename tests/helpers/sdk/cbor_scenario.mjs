@@ -3,7 +3,9 @@
 // model, which newer SDKs prefer): all five flow actions, pagination, error codes, a
 // wrong secret. Prints one JSON object for tests/aws_cli_e2e.rs to check.
 //
-//   node cbor_scenario.mjs ENDPOINT ARN ZONE KEY_ID SECRET REGION
+//   node cbor_scenario.mjs ENDPOINT ARN ZONE KEY_ID SECRET REGION CA_FILE
+//
+// The API is HTTPS; CA_FILE is the appliance's CA certificate the SDK is told to trust.
 import {
   NetworkFirewallClient,
   StartFlowCaptureCommand,
@@ -15,8 +17,12 @@ import {
   paginateListFlowOperations,
 } from "@aws-sdk/client-network-firewall";
 import { SmithyRpcV2CborProtocol } from "@smithy/core/cbor";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { readFileSync } from "node:fs";
+import { Agent } from "node:https";
 
-const [endpoint, arn, zone, keyId, secret, region] = process.argv.slice(2);
+const [endpoint, arn, zone, keyId, secret, region, caFile] = process.argv.slice(2);
+const requestHandler = new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(caFile) }) });
 
 function client(secretAccessKey) {
   return new NetworkFirewallClient({
@@ -26,6 +32,7 @@ function client(secretAccessKey) {
     protocol: SmithyRpcV2CborProtocol,
     protocolSettings: { defaultNamespace: "com.amazonaws.networkfirewall" },
     maxAttempts: 1,
+    requestHandler,
   });
 }
 

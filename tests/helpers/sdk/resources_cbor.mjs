@@ -2,7 +2,8 @@
 // actions (firewall, policy, rule groups, tags). Prints one JSON object for
 // tests/aws_resources_e2e.rs to check; asserts nothing itself.
 //
-//   node resources_cbor.mjs ENDPOINT FIREWALL_ARN KEY_ID SECRET REGION POLICY_ARN
+//   node resources_cbor.mjs ENDPOINT FIREWALL_ARN KEY_ID SECRET REGION POLICY_ARN CA_FILE
+// The API is HTTPS; CA_FILE is the appliance's CA certificate the SDK is told to trust.
 import {
   NetworkFirewallClient,
   DescribeFirewallCommand,
@@ -13,10 +14,14 @@ import {
   ListTagsForResourceCommand,
 } from "@aws-sdk/client-network-firewall";
 import { SmithyRpcV2CborProtocol } from "@smithy/core/cbor";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { readFileSync } from "node:fs";
+import { Agent } from "node:https";
 
-const [endpoint, firewallArn, keyId, secret, region, policyArn] = process.argv.slice(2);
+const [endpoint, firewallArn, keyId, secret, region, policyArn, caFile] = process.argv.slice(2);
 const nf = new NetworkFirewallClient({
   endpoint,
+  requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(caFile) }) }),
   region,
   credentials: { accessKeyId: keyId, secretAccessKey: secret },
   protocol: SmithyRpcV2CborProtocol,

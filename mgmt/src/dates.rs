@@ -1,6 +1,6 @@
-//! Calendar arithmetic for the management side's wire formats: the SigV4 basic ISO-8601
-//! timestamp (`20150830T123600Z`) and the HTTP IMF-fixdate (`Sun, 30 Aug 2015 12:36:00 GMT`).
-//! Always UTC; instants before the Unix epoch clamp to it (no such clock is meaningful here).
+//! The SigV4 basic ISO-8601 timestamp (`20150830T123600Z`), which no date crate in use
+//! formats directly (HTTP dates are `httpdate`'s). Always UTC; instants before the Unix
+//! epoch clamp to it (no such clock is meaningful here).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,11 +14,6 @@ struct Civil {
     minute: u32,
     second: u32,
 }
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
@@ -129,47 +124,6 @@ pub fn parse_amz_timestamp(s: &str) -> Option<SystemTime> {
     .to_system_time()
 }
 
-/// The HTTP `Date` format (RFC 9110 IMF-fixdate).
-pub fn http_date(t: SystemTime) -> String {
-    let c = Civil::from_system_time(t);
-    let weekday = WEEKDAYS[unix_seconds(t).div_euclid(86_400).rem_euclid(7) as usize];
-    let month = MONTHS[(c.month - 1) as usize];
-    format!(
-        "{weekday}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
-        c.day, c.year, c.hour, c.minute, c.second
-    )
-}
-
-/// Parses an IMF-fixdate (`Sun, 30 Aug 2015 12:36:00 GMT`); the weekday is not cross-checked.
-pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let mut parts = s.split(' ');
-    let (_weekday, day, month, year, time, zone) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if parts.next().is_some() || zone != "GMT" {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
-    let mut hms = time.split(':');
-    let civil = Civil {
-        year: i64::from(digits(year, 4)?),
-        month,
-        day: digits(day, 2)?,
-        hour: digits(hms.next()?, 2)?,
-        minute: digits(hms.next()?, 2)?,
-        second: digits(hms.next()?, 2)?,
-    };
-    if hms.next().is_some() {
-        return None;
-    }
-    civil.to_system_time()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,22 +137,14 @@ mod tests {
     fn formats_known_instants() {
         // 2015-08-30T12:36:00Z is the SigV4 test-suite instant.
         assert_eq!(amz_timestamp(at(1_440_938_160)), "20150830T123600Z");
-        assert_eq!(
-            http_date(at(1_440_938_160)),
-            "Sun, 30 Aug 2015 12:36:00 GMT"
-        );
         assert_eq!(amz_timestamp(at(0)), "19700101T000000Z");
-        assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(amz_timestamp(at(951_782_400)), "20000229T000000Z");
     }
 
     #[test]
     fn parses_known_instants_and_refuses_impossible_dates() {
         assert_eq!(
             parse_amz_timestamp("20150830T123600Z"),
-            Some(at(1_440_938_160))
-        );
-        assert_eq!(
-            parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT"),
             Some(at(1_440_938_160))
         );
         for bad in [
@@ -210,21 +156,17 @@ mod tests {
             assert_eq!(parse_amz_timestamp(bad), None, "{bad}");
         }
         assert_eq!(parse_amz_timestamp("2015083０T12360Z"), None);
-        assert_eq!(parse_http_date("Sun, 30 Aug 2015 12:36:00 UTC"), None);
-        assert_eq!(parse_http_date("Sun, 30 Foo 2015 12:36:00 GMT"), None);
     }
 
     proptest! {
         #[test]
-        fn both_formats_round_trip(secs in 0u64..253_402_300_799) {
+        fn timestamps_round_trip(secs in 0u64..253_402_300_799) {
             prop_assert_eq!(parse_amz_timestamp(&amz_timestamp(at(secs))), Some(at(secs)));
-            prop_assert_eq!(parse_http_date(&http_date(at(secs))), Some(at(secs)));
         }
 
         #[test]
         fn parsers_never_panic(s in "\\PC{0,40}") {
             let _ = parse_amz_timestamp(&s);
-            let _ = parse_http_date(&s);
         }
     }
 }

@@ -1,0 +1,74 @@
+//! Authentication of API requests: SigV4 (service `network-firewall`) against the
+//! configured keys, or nobody when `auth = "none"` (labs). Refusals are audited (tallied,
+//! see [`crate::audit`]) and answered in the request's protocol.
+
+use std::time::SystemTime;
+
+use crate::audit::Audit;
+use crate::aws_api::Protocol;
+use crate::config::{AuthMode, Config};
+use crate::server::{Request, Response};
+use crate::sigv4::{self, Credentials, KeyStore};
+
+/// The keys requests may be signed with.
+pub fn key_store(cfg: &Config) -> KeyStore {
+    KeyStore::new(
+        cfg.mgmt
+            .keys
+            .iter()
+            .map(|k| Credentials {
+                access_key_id: k.access_key_id.clone(),
+                secret_access_key: k.secret_access_key.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// The caller's access key id, or the response refusing the request.
+pub fn authenticate(
+    cfg: &Config,
+    keys: &KeyStore,
+    audit: &Audit,
+    req: &Request,
+    protocol: Protocol,
+) -> Result<String, Response> {
+    if cfg.mgmt.auth == Some(AuthMode::None) {
+        return Ok("anonymous".into());
+    }
+    let vr = sigv4::VerifyRequest {
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        body: &req.body,
+    };
+    sigv4::verify(
+        &vr,
+        keys,
+        &cfg.mgmt.region,
+        "network-firewall",
+        SystemTime::now(),
+    )
+    .map_err(|e| {
+        let action = match crate::aws_api::action_name(req, protocol) {
+            "" => req.path.as_str(),
+            a => a,
+        };
+        // The claimed key id only: the rest of the header is the caller's to forge.
+        let key = req
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .unwrap_or("-");
+        audit.record(
+            key,
+            req.peer,
+            action,
+            None,
+            "refused",
+            Some(e.aws_type()),
+            None,
+        );
+        protocol.error(e.http_status(), e.aws_type(), &e.to_string())
+    })
+}
