@@ -43,9 +43,10 @@ export FLOWGATE_FLEET_API=https://$FLEET_ADDR
 export FLOWGATE_ACCESS_KEY_ID=$FLEET_KEY
 export FLOWGATE_SECRET_ACCESS_KEY=$FLEET_SECRET
 export FLOWGATE_REGION=$REGION
-export FLOWGATE_CA_FILE=$LAB_DIR/fleet/state/tls/fleet-cert.pem
+export FLOWGATE_CA_FILE=$LAB_DIR/fleet/state/tls/ca.pem
 export FIREWALL_ARN=$FIREWALL_ARN
 export FLOWGATE_FLEET_METRICS=https://$FLEET_ADDR/metrics
+export FLOWGATE_FLEET_CONSOLE=https://$FLEET_ADDR/console/
 export FLOWGATECTL=${FLOWGATECTL_BIN:-$FG_ROOT/target/release/flowgatectl}
 ENV
     local z Z
@@ -178,10 +179,11 @@ start_fleet() {
         >>"$LAB_DIR/fleet/fleet.out" 2>&1 &
     echo $! >"$LAB_DIR/fleet/fleet.pid"
     local pid=$!
-    for _ in $(seq 1 100); do [ -f "$LAB_DIR/fleet/state/tls/fleet-cert.pem" ] && break; sleep 0.1; done
+    for _ in $(seq 1 100); do [ -f "$LAB_DIR/fleet/state/tls/ca.pem" ] && break; sleep 0.1; done
     wait_http "https://$FLEET_ADDR/healthz" "$pid" "$LAB_DIR/fleet/fleet.out" \
-        --cacert "$LAB_DIR/fleet/state/tls/fleet-cert.pem"
+        --cacert "$LAB_DIR/fleet/state/tls/ca.pem"
     log "fleet ready at https://$FLEET_ADDR (pid $pid)"
+    log "web console over both zones: https://$FLEET_ADDR/console/  (trust the CA $LAB_DIR/fleet/state/tls/ca.pem; sign in with access key id $FLEET_KEY, secret $FLEET_SECRET)"
 }
 
 stop_pid() { # stop_pid PIDFILE
@@ -228,6 +230,8 @@ ns_side() { # ns_side NS INNER OUTER IP4 IP6 (as scripts/lab.sh)
 up() {
     [ "$(id -u)" -eq 0 ] || die "the lab needs root (namespaces, veth, DPDK)"
     ensure_packages "${BUILD_PACKAGES[@]}" "${LAB_PACKAGES[@]}"
+    # The console is embedded into the binaries (the fleet serves it too): build it first.
+    "$FG_ROOT/scripts/build-console.sh" --no-test >&2
     build_release >&2
     down
     rm -rf "$LAB_DIR"

@@ -38,7 +38,10 @@ fn assert_no_lab_left() {
     assert!(
         !ns.lines().any(|l| l.starts_with("fg-client")
             || l.starts_with("fg-server")
-            || l.starts_with("fg-far")),
+            || l.starts_with("fg-far")
+            // The fleet lab's zones.
+            || l.starts_with("fg-a-")
+            || l.starts_with("fg-b-")),
         "namespaces left behind: {ns}"
     );
     let links = Command::new("ip")
@@ -53,6 +56,10 @@ fn assert_no_lab_left() {
         "fg-s-in",
         "fg-r-in",
         "fg-far-in",
+        "fg-ac-out",
+        "fg-as-out",
+        "fg-bc-out",
+        "fg-bs-out",
     ] {
         assert!(!links.contains(l), "link {l} left behind");
     }
@@ -105,6 +112,16 @@ fn fragments_and_icmp_errors_cross_as_their_flow() {
 #[test]
 fn web_console_story_in_chromium() {
     run_locked("scripts/tests/console-e2e.sh", &[]);
+}
+
+/// The same console served by flowgate-fleet over the two-zone fleet lab: it asks for the
+/// zone first; in zone b a capture of every lab address finds zone b's session only (its
+/// StartFlowCapture carries zone b, its charts read zone b's appliance through the fleet);
+/// the history lists one zone or every zone, and following zone a's operation switches
+/// the console to zone a; no request leaves for an appliance.
+#[test]
+fn fleet_console_zone_selector_in_chromium() {
+    run_locked("scripts/tests/fleet-console-e2e.sh", &[]);
 }
 
 /// TCP tracking under attack through the lab: a live session survives spoofed RSTs and

@@ -14,12 +14,10 @@
 mod common;
 
 use common::*;
-use mgmt::sigv4::{sign, Credentials};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use mgmt::sigv4::Credentials;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const ARN: &str = "arn:aws:network-firewall:us-east-1:000000000000:firewall/hostile-test";
 const KEY_ID: &str = "AKIAFLOWGATEHOSTILE1";
@@ -52,148 +50,12 @@ fn start(tag: &str, tune: impl FnOnce(TestConfig) -> TestConfig) -> (TempDir, Ap
 
 /// A JSON 1.0 call, signed with `secret` (or unsigned); on a new connection if `fresh`.
 fn aws(api: &str, target: &str, body: &str, secret: Option<&str>, fresh: bool) -> (u16, String) {
-    let mut headers = vec![
-        (
-            "x-amz-target".to_string(),
-            format!("NetworkFirewall_20201112.{target}"),
-        ),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.0".to_string(),
-        ),
-    ];
-    if let Some(secret) = secret {
-        sign(
-            "POST",
-            api,
-            "/",
-            "",
-            &mut headers,
-            body.as_bytes(),
-            &Credentials {
-                access_key_id: KEY_ID.into(),
-                secret_access_key: secret.into(),
-            },
-            "us-east-1",
-            "network-firewall",
-            SystemTime::now(),
-        );
-    }
-    let client = if fresh { fresh_client() } else { client() };
-    let (status, body) = send_with(client, "POST", api, "/", &headers, body.as_bytes());
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&test_tls().ca_file).unwrap();
-    let ca = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
-    roots.add(ca).unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
-/// A TCP connection from loopback address `127.0.0.<last>` (std cannot bind a client
-/// socket before connecting; tokio's `TcpSocket` can).
-fn connect_from(last: u8, api: SocketAddr) -> std::io::Result<TcpStream> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from(([127, 0, 0, last], 0)))?;
-    let stream = rt.block_on(socket.connect(api))?.into_std()?;
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    Ok(stream)
-}
-
-#[derive(Clone, Copy)]
-enum Hostile {
-    /// Bytes of a never-finished TLS ClientHello, one every half second.
-    RawTrickle,
-    /// A TLS session, then a request head one byte at a time.
-    TlsTrickle,
-    /// A TLS session, one `/healthz`, then silence on the kept-alive connection.
-    TlsIdle,
-}
-
-/// Keeps one hostile socket open until `stop`, reopening it whenever the appliance closes
-/// it; counts (re)connections.
-fn hostile(
-    kind: Hostile,
-    from: u8,
-    api: SocketAddr,
-    stop: Arc<AtomicBool>,
-    opened: Arc<AtomicU64>,
-) {
-    let tls = tls_config();
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(tcp) = connect_from(from, api) else {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        };
-        opened.fetch_add(1, Ordering::Relaxed);
-        match kind {
-            Hostile::RawTrickle => {
-                let mut tcp = tcp;
-                let hello = [
-                    0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
-                ];
-                for b in hello.iter().cycle() {
-                    if stop.load(Ordering::Relaxed) || tcp.write_all(&[*b]).is_err() {
-                        break;
-                    }
-                    let mut buf = [0u8; 64];
-                    if matches!(tcp.read(&mut buf), Ok(0)) {
-                        break;
-                    }
-                }
-            }
-            Hostile::TlsTrickle | Hostile::TlsIdle => {
-                let Ok(conn) = rustls::ClientConnection::new(
-                    Arc::clone(&tls),
-                    "127.0.0.1".try_into().unwrap(),
-                ) else {
-                    continue;
-                };
-                let mut s = rustls::StreamOwned::new(conn, tcp);
-                let first: &[u8] = match kind {
-                    Hostile::TlsIdle => b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-                    _ => b"POST / HTTP/1.1\r\nHost: x\r\nX-Drip: ",
-                };
-                if s.write_all(first).is_err() {
-                    continue;
-                }
-                loop {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if matches!(kind, Hostile::TlsTrickle) && s.write_all(b"a").is_err() {
-                        break;
-                    }
-                    let mut buf = [0u8; 512];
-                    match s.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
-    }
+    let creds = secret.map(|secret| Credentials {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: secret.into(),
+    });
+    let signed = creds.as_ref().map(|c| (c, "us-east-1"));
+    hostile::aws_call(api, target, body, signed, fresh)
 }
 
 #[test]
@@ -204,30 +66,8 @@ fn a_thousand_hostile_sockets_do_not_lock_out_signed_callers() {
         c.set("mgmt", "max_connections", "512")
             .set("mgmt", "max_connections_per_ip", "64")
     });
-    let addr: SocketAddr = api.parse().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let opened = Arc::new(AtomicU64::new(0));
-    let kinds = [Hostile::RawTrickle, Hostile::TlsTrickle, Hostile::TlsIdle];
-    let attackers: Vec<_> = (0..1000)
-        .map(|i| {
-            let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
-            let kind = kinds[i % kinds.len()];
-            // 20 addresses, 50 sockets each: within the per-address cap.
-            let from = 10 + (i / 50) as u8;
-            std::thread::Builder::new()
-                .stack_size(128 * 1024)
-                .spawn(move || hostile(kind, from, addr, stop, opened))
-                .unwrap()
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while opened.load(Ordering::Relaxed) < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "attackers never opened 1,000 sockets"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // 20 addresses, 50 sockets each: within the per-address cap.
+    let attack = hostile::Attack::launch(api.parse().unwrap(), 1000, 50);
     let started = Instant::now();
     let body = format!(r#"{{"FirewallArn":"{ARN}"}}"#);
     let mut failures = Vec::new();
@@ -238,11 +78,7 @@ fn a_thousand_hostile_sockets_do_not_lock_out_signed_callers() {
         }
     }
     let took = started.elapsed();
-    let reopened = opened.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    for a in attackers {
-        let _ = a.join();
-    }
+    let reopened = attack.stop();
     assert!(failures.is_empty(), "signed requests failed: {failures:?}");
     assert!(
         took < Duration::from_secs(120),

@@ -10,12 +10,12 @@
 mod common;
 
 use common::*;
-use mgmt::sigv4::{sign, Credentials};
+use mgmt::sigv4::Credentials;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const ARN: &str = "arn:aws:network-firewall:us-east-1:000000000000:firewall/abuse-test";
 const KEY_ID: &str = "AKIAFLOWGATEABUSE001";
@@ -74,39 +74,17 @@ fn aws_call(api: &str, call: Call) -> (u16, Duration) {
         Call::Malformed => ("StartFlowCapture", b"{\"FirewallArn\": [1,2".to_vec()),
         Call::Oversized => ("StartFlowCapture", vec![b' '; MAX_BODY * 2]),
     };
-    let mut headers = vec![
-        (
-            "x-amz-target".to_string(),
-            format!("NetworkFirewall_20201112.{target}"),
-        ),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.0".to_string(),
-        ),
-    ];
-    if !matches!(call, Call::Unsigned) {
-        let secret = if matches!(call, Call::BadSignature) {
-            "not-the-secret"
-        } else {
-            SECRET
-        };
-        let creds = Credentials {
-            access_key_id: KEY_ID.into(),
-            secret_access_key: secret.into(),
-        };
-        sign(
-            "POST",
-            api,
-            "/",
-            "",
-            &mut headers,
-            &body,
-            &creds,
-            "us-east-1",
-            "network-firewall",
-            SystemTime::now(),
-        );
-    }
+    let secret = if matches!(call, Call::BadSignature) {
+        "not-the-secret"
+    } else {
+        SECRET
+    };
+    let creds = Credentials {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: secret.into(),
+    };
+    let signed = (!matches!(call, Call::Unsigned)).then_some((&creds, "us-east-1"));
+    let headers = aws_json_headers(api, target, &body, signed);
     let t0 = Instant::now();
     let status = send("POST", api, "/", &headers, &body).0;
     (status, t0.elapsed())

@@ -51,11 +51,21 @@ pub struct Fleet {
     /// How often the background reconciler probes zones and applies pending policy changes.
     #[serde(default = "default_reconcile_interval_ms")]
     pub reconcile_interval_ms: u64,
-    /// Concurrent client connections; more wait in the kernel's accept queue.
+    /// Client connections held at once; when full, the oldest unauthenticated connection
+    /// of the address holding the most is evicted (the appliance's listener rules).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address may hold.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// TLS handshake and each request head.
+    #[serde(default = "default_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A connection that has sent no signed request is closed this long after accept.
+    #[serde(default = "default_timeout_ms")]
+    pub unauthenticated_timeout_ms: u64,
 }
 
 fn default_upstream_timeout_ms() -> u64 {
@@ -66,6 +76,12 @@ fn default_reconcile_interval_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     256
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_timeout_ms() -> u64 {
+    10_000
 }
 fn default_max_body_bytes() -> usize {
     1 << 20
@@ -147,6 +163,17 @@ impl Fleet {
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_millis(self.reconcile_interval_ms)
     }
+    /// The listener's limits: the appliance's defaults with the inventory's settings.
+    pub fn server_config(&self) -> mgmt::server::ServerConfig {
+        mgmt::server::ServerConfig {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_body_bytes: self.max_body_bytes,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            unauthenticated_timeout: Duration::from_millis(self.unauthenticated_timeout_ms),
+            ..mgmt::server::ServerConfig::default()
+        }
+    }
 }
 
 impl Inventory {
@@ -212,10 +239,16 @@ impl Inventory {
                 "upstream_timeout_ms and reconcile_interval_ms must be > 0",
             );
         }
-        if f.max_connections == 0 || f.max_body_bytes < 1024 {
+        if f.max_connections == 0 || f.max_connections_per_ip == 0 || f.max_body_bytes < 1024 {
             return bad(
                 "fleet",
-                "max_connections must be > 0 and max_body_bytes at least 1024",
+                "max_connections and max_connections_per_ip must be > 0 and max_body_bytes at least 1024",
+            );
+        }
+        if f.header_timeout_ms < 100 || f.unauthenticated_timeout_ms < 100 {
+            return bad(
+                "fleet",
+                "header_timeout_ms and unauthenticated_timeout_ms must be >= 100",
             );
         }
         if self.zones.is_empty() {

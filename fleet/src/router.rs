@@ -66,6 +66,13 @@ impl ApiError {
     }
 }
 
+/// The appliance's request decoding errors (shared with [`mgmt::aws_api`]).
+impl From<mgmt::aws_api::ApiError> for ApiError {
+    fn from(e: mgmt::aws_api::ApiError) -> ApiError {
+        ApiError::new(e.kind, e.status, e.message)
+    }
+}
+
 impl From<UpstreamError> for ApiError {
     fn from(e: UpstreamError) -> ApiError {
         match e {
@@ -389,11 +396,21 @@ impl Router {
             })?;
             pages.push(ZonePage {
                 zone: self.zones[*z].name.clone(),
+                // Each item names its zone (an extra member clients that do not know it
+                // ignore): the console's "all zones" history links to the right zone.
                 items: v
                     .get("FlowOperations")
                     .and_then(Value::as_array)
                     .cloned()
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut item| {
+                        if let Some(o) = item.as_object_mut() {
+                            o.insert("AvailabilityZone".into(), json!(self.zones[*z].name));
+                        }
+                        item
+                    })
+                    .collect(),
                 next: v
                     .get("NextToken")
                     .and_then(Value::as_str)

@@ -179,24 +179,9 @@ impl ZoneClient {
         for (name, value) in &signed.headers {
             req = req.header(name.as_str(), value.as_str());
         }
-        let unreachable = |reason: String| UpstreamError::Unreachable {
-            zone: self.name.clone(),
-            reason,
-        };
-        let resp = req.send().await.map_err(|e| unreachable(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| unreachable(format!("reading the answer: {}", error_chain(&e))))?;
-        if bytes.len() > MAX_ANSWER_BYTES {
-            return Err(unreachable(format!(
-                "answer of {} bytes is larger than {MAX_ANSWER_BYTES}",
-                bytes.len()
-            )));
-        }
+        let (status, bytes) = self.send(req).await?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
-            unreachable(format!(
+            self.unreachable(format!(
                 "HTTP {status} with a body that is not the AWS API's JSON"
             ))
         })?;
@@ -209,6 +194,66 @@ impl ZoneClient {
             kind,
             message,
         })
+    }
+
+    /// A GET of the appliance's native API (`path` and `query` as the console sent them),
+    /// signed with this zone's credentials; the appliance's status and body, whatever they
+    /// are (its refusals are the console's to show).
+    pub async fn get_native(
+        &self,
+        path: &str,
+        query: &str,
+    ) -> Result<(u16, Vec<u8>), UpstreamError> {
+        let mut url = self
+            .url
+            .join(path)
+            .map_err(|e| self.unreachable(format!("{path}: {e}")))?;
+        url.set_query((!query.is_empty()).then_some(query));
+        let mut headers = Vec::new();
+        sigv4::sign(
+            "GET",
+            &self.host,
+            url.path(),
+            url.query().unwrap_or(""),
+            &mut headers,
+            b"",
+            &self.creds,
+            &self.region,
+            SERVICE,
+            SystemTime::now(),
+        );
+        let mut req = self.http.get(url);
+        for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        self.send(req).await
+    }
+
+    fn unreachable(&self, reason: String) -> UpstreamError {
+        UpstreamError::Unreachable {
+            zone: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// Sends `req`; the answer's status and body (at most [`MAX_ANSWER_BYTES`]).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), UpstreamError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.unreachable(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(format!("reading the answer: {}", error_chain(&e))))?;
+        if bytes.len() > MAX_ANSWER_BYTES {
+            return Err(self.unreachable(format!(
+                "answer of {} bytes is larger than {MAX_ANSWER_BYTES}",
+                bytes.len()
+            )));
+        }
+        Ok((status, bytes.to_vec()))
     }
 
     /// Whether the appliance answers HTTP at all (its unauthenticated `/healthz`).

@@ -88,6 +88,7 @@ impl App {
             console: ConsoleSettings {
                 region: cfg.mgmt.region.clone(),
                 zones: vec![cfg.appliance.zone.clone()],
+                fleet: false,
             },
             cfg,
         }))

@@ -35,15 +35,8 @@ pub fn authenticate(
     if cfg.mgmt.auth == Some(AuthMode::None) {
         return Ok("anonymous".into());
     }
-    let vr = sigv4::VerifyRequest {
-        method: &req.method,
-        path: &req.path,
-        query: &req.query,
-        headers: &req.headers,
-        body: &req.body,
-    };
     sigv4::verify(
-        &vr,
+        &req.into(),
         keys,
         &cfg.mgmt.region,
         "network-firewall",

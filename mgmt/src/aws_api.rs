@@ -221,16 +221,9 @@ fn action_of(req: &Request, protocol: Protocol) -> Result<&str, &str> {
     raw.strip_prefix(prefix).ok_or(raw)
 }
 
-/// Runs one action; returns the response body and the id of an operation it created.
-fn dispatch(
-    ops: &OpsManager,
-    cfg: &Config,
-    req: &Request,
-    caller: &str,
-    protocol: Protocol,
-    resources: Option<Resources<'_>>,
-) -> Result<(Value, Option<String>), ApiError> {
-    let action = action_of(req, protocol).map_err(|raw| {
+/// The action a request names, or `UnknownOperationException` saying what was expected.
+pub fn action(req: &Request, protocol: Protocol) -> Result<&str, ApiError> {
+    action_of(req, protocol).map_err(|raw| {
         unknown(match protocol {
             Protocol::Json if raw.is_empty() => {
                 "missing X-Amz-Target header (expected NetworkFirewall_20201112.<Action>)".into()
@@ -240,21 +233,12 @@ fn dispatch(
                 format!("unknown service path '{raw}' (expected {CBOR_PATH_PREFIX}<Action>)")
             }
         })
-    })?;
-    let resource_action =
-        resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
-    if resource_action.is_none()
-        && !matches!(
-            action,
-            "StartFlowCapture"
-                | "StartFlowFlush"
-                | "DescribeFlowOperation"
-                | "ListFlowOperations"
-                | "ListFlowOperationResults"
-        )
-    {
-        return Err(unknown(format!("unknown operation '{action}'")));
-    }
+    })
+}
+
+/// The request's body as a JSON object (decoded from JSON or CBOR; an empty body is `{}`),
+/// after checking that the call is a `POST`.
+pub fn body(req: &Request, protocol: Protocol) -> Result<Value, ApiError> {
     if req.method != "POST" {
         return Err(ApiError::invalid(format!(
             "AWS API requests use POST, not {}",
@@ -271,6 +255,34 @@ fn dispatch(
     if !body.is_object() {
         return Err(ApiError::serialization("request body must be an object"));
     }
+    Ok(body)
+}
+
+/// Runs one action; returns the response body and the id of an operation it created.
+fn dispatch(
+    ops: &OpsManager,
+    cfg: &Config,
+    req: &Request,
+    caller: &str,
+    protocol: Protocol,
+    resources: Option<Resources<'_>>,
+) -> Result<(Value, Option<String>), ApiError> {
+    let action = action(req, protocol)?;
+    let resource_action =
+        resources.filter(|_| crate::resources::actions::ACTIONS.contains(&action));
+    if resource_action.is_none()
+        && !matches!(
+            action,
+            "StartFlowCapture"
+                | "StartFlowFlush"
+                | "DescribeFlowOperation"
+                | "ListFlowOperations"
+                | "ListFlowOperationResults"
+        )
+    {
+        return Err(unknown(format!("unknown operation '{action}'")));
+    }
+    let body = body(req, protocol)?;
     if let Some(r) = resource_action {
         return crate::resources::actions::dispatch(r.mgr, r.host, action, &body, caller);
     }

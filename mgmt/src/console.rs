@@ -7,8 +7,10 @@
 //! content hash, so `assets/` are cached for a year as immutable; `index.html` and
 //! `config.json` are revalidated on each load (ETag). The console authenticates nothing
 //! itself: the page signs its API calls with SigV4 like any other client. The only
-//! unauthenticated data it adds is `config.json`: the region (needed to sign) and the zones
-//! the operation form offers.
+//! unauthenticated data it adds is `config.json`: the region (needed to sign), the zones
+//! the operation form offers, and whether a fleet serves it (`flowgate-fleet` serves the
+//! same console: the page then asks for the zone first and sends every per-appliance call
+//! through the fleet for that zone).
 //!
 //! A binary built before the console (a fresh clone without the npm build) still compiles
 //! and runs; `/console/` then answers 503 with how to build it.
@@ -39,6 +41,9 @@ const REVALIDATE: &str = "no-cache";
 pub struct ConsoleSettings {
     pub region: String,
     pub zones: Vec<String>,
+    /// Served by `flowgate-fleet` (one firewall over several zones' appliances) rather
+    /// than by one appliance: the console shows its zone selector.
+    pub fleet: bool,
 }
 
 /// True if `path` belongs to the console.
@@ -85,7 +90,8 @@ pub fn handle(req: &Request, settings: &ConsoleSettings) -> Response {
     };
     // HEAD gets the same head; the server leaves the body out.
     if name == "config.json" {
-        let body = json!({"region": settings.region, "zones": settings.zones});
+        let body =
+            json!({"region": settings.region, "zones": settings.zones, "fleet": settings.fleet});
         secured(Response::json(200, &body)).with_header("Cache-Control", REVALIDATE)
     } else if !is_safe_name(name) {
         text(404, "not found\n")
@@ -164,6 +170,7 @@ mod tests {
             &ConsoleSettings {
                 region: "us-east-1".into(),
                 zones: vec!["zone-a".into()],
+                fleet: false,
             },
         )
     }
@@ -195,7 +202,10 @@ mod tests {
         let r = get("/console/config.json", &[]);
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v, json!({"region": "us-east-1", "zones": ["zone-a"]}));
+        assert_eq!(
+            v,
+            json!({"region": "us-east-1", "zones": ["zone-a"], "fleet": false})
+        );
     }
 
     #[test]
@@ -223,6 +233,7 @@ mod tests {
         let s = ConsoleSettings {
             region: "r".into(),
             zones: vec![],
+            fleet: false,
         };
         assert_eq!(handle(&req, &s).status, 405);
         req.method = "DELETE".into();

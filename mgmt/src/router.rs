@@ -98,17 +98,23 @@ impl Handler for App {
         self.route(req)
     }
 
-    /// Listener refusals, in the protocol the request's path names (JSON 1.0 by default).
     fn on_limit(&self, kind: LimitKind, path: &str) -> Response {
-        let ty = match kind {
-            LimitKind::BodyTooLarge | LimitKind::BodyTimeout => "InvalidRequestException",
-            LimitKind::TooManyConnections | LimitKind::HandlerTimeout => "ThrottlingException",
-            LimitKind::HandlerPanicked => "InternalServerError",
-        };
-        Protocol::of_path(path)
-            .unwrap_or(Protocol::Json)
-            .error(kind.status(), ty, kind.message())
+        aws_limit_response(kind, path)
     }
+}
+
+/// A listener refusal in the AWS error shape, in the protocol the request's path names
+/// (JSON 1.0 by default): what every AWS-compatible listener (the appliance's, the fleet's)
+/// answers when the transport refuses a request.
+pub fn aws_limit_response(kind: LimitKind, path: &str) -> Response {
+    let ty = match kind {
+        LimitKind::BodyTooLarge | LimitKind::BodyTimeout => "InvalidRequestException",
+        LimitKind::TooManyConnections | LimitKind::HandlerTimeout => "ThrottlingException",
+        LimitKind::HandlerPanicked => "InternalServerError",
+    };
+    Protocol::of_path(path)
+        .unwrap_or(Protocol::Json)
+        .error(kind.status(), ty, kind.message())
 }
 
 /// What the separate `metrics_listen` listener serves: health, readiness and metrics only,

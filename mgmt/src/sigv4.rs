@@ -107,6 +107,18 @@ pub struct VerifyRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> From<&'a crate::server::Request> for VerifyRequest<'a> {
+    fn from(req: &'a crate::server::Request) -> VerifyRequest<'a> {
+        VerifyRequest {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &req.headers,
+            body: &req.body,
+        }
+    }
+}
+
 /// Why a request's signature was refused. `Display` is the message AWS would send.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

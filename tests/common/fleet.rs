@@ -45,6 +45,18 @@ impl FleetProc {
     /// The inventory's state directory must be `dir/state`; `key`/`secret`/`region`/`arn`
     /// are what the AWS CLI calls are made with.
     pub fn start(dir: &Path, inventory: &str, port: u16, who: [&str; 4]) -> FleetProc {
+        FleetProc::start_trusting(dir, inventory, port, who, dir.join("state/tls/ca.pem"))
+    }
+
+    /// [`FleetProc::start`] for a fleet whose certificate is signed by `ca` (an inventory
+    /// with `[fleet.tls]` files) rather than the one it generates in its state directory.
+    pub fn start_trusting(
+        dir: &Path,
+        inventory: &str,
+        port: u16,
+        who: [&str; 4],
+        ca: PathBuf,
+    ) -> FleetProc {
         let path = dir.join("fleet.toml");
         std::fs::write(&path, inventory).unwrap();
         let log = dir.join("fleet.out");
@@ -59,7 +71,7 @@ impl FleetProc {
         let mut f = FleetProc {
             child,
             endpoint: format!("https://127.0.0.1:{port}"),
-            ca: dir.join("state/tls/fleet-cert.pem"),
+            ca,
             log,
             home: dir.to_path_buf(),
             key: who[0].into(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -151,6 +152,41 @@ pub fn client() -> &'static reqwest::blocking::Client {
 pub fn fresh_client() -> &'static reqwest::blocking::Client {
     static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
     CLIENT.get_or_init(|| build_client(false))
+}
+
+/// The headers of an AWS JSON 1.0 call of `target` with `body` to `api` (`host:port`),
+/// SigV4-signed with `creds` for their region when given.
+pub fn aws_json_headers(
+    api: &str,
+    target: &str,
+    body: &[u8],
+    creds: Option<(&mgmt::sigv4::Credentials, &str)>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        (
+            "x-amz-target".to_string(),
+            format!("NetworkFirewall_20201112.{target}"),
+        ),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.0".to_string(),
+        ),
+    ];
+    if let Some((creds, region)) = creds {
+        mgmt::sigv4::sign(
+            "POST",
+            api,
+            "/",
+            "",
+            &mut headers,
+            body,
+            creds,
+            region,
+            "network-firewall",
+            std::time::SystemTime::now(),
+        );
+    }
+    headers
 }
 
 /// An HTTPS request with exactly `headers` (e.g. SigV4-signed ones; `host` is the URL's);
