@@ -5,17 +5,9 @@
 //
 // Env: CONSOLE_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY, CLIENT_IP, SERVER_IP, SESSION_PORT,
 //      CLIENT_STATUS (the echo client's status file), SCREENSHOT_DIR, CHROMIUM (optional).
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync, mkdirSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { createRequire } from "node:module";
+import { readFileSync, existsSync } from "node:fs";
+import { env, log, fail, until, openConsole } from "./harness.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const URL_ = env("CONSOLE_URL");
 const AKID = env("ACCESS_KEY_ID");
 const SECRET = env("SECRET_ACCESS_KEY");
@@ -23,115 +15,15 @@ const CLIENT_IP = env("CLIENT_IP");
 const SERVER_IP = env("SERVER_IP");
 const PORT = env("SESSION_PORT");
 const CLIENT_STATUS = env("CLIENT_STATUS");
-const SHOTS = env("SCREENSHOT_DIR");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const STEP_TIMEOUT = 30_000;
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+// Each 4xx must be one of the refusals this test provokes (a wrong secret, an invalid
+// CIDR) or the console's probe for DescribeFirewall on an appliance without it.
+const { page, nav, shot, axe, waitCompleted, checkConsole, refusals, finish } = await openConsole((r) =>
+  (r.type === "InvalidSignatureException" && r.at.startsWith("a wrong secret")) ||
+  (r.type === "InvalidRequestException" && r.at.includes("invalid CIDR")) ||
+  (r.type === "UnknownOperationException" && /DescribeFirewall$/.test(r.target)));
 
-let step = "start";
-const log = (s) => {
-  step = s;
-  console.log(`console-e2e: ${s}`);
-};
-class StepFailed extends Error {}
-const fail = (why) => {
-  throw new StepFailed(`${step}: ${why}`);
-};
-
-/** Polls `f` until it returns a truthy value or the deadline passes. */
-async function until(what, f, timeout = STEP_TIMEOUT) {
-  const end = Date.now() + timeout;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await f();
-      if (last) return last;
-    } catch (e) {
-      if (e instanceof StepFailed) throw e;
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  fail(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
-
-mkdirSync(SHOTS, { recursive: true });
-if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
-const profile = mkdtempSync(join(tmpdir(), "fg-console-chromium-"));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  viewport: { width: 1280, height: 800 },
-  // The appliance's CA is trusted through CHROMIUM_HOME's NSS database (console-e2e.sh);
-  // a certificate that does not verify fails the test.
-  ignoreHTTPSErrors: false,
-  env: { ...process.env, HOME: process.env.CHROMIUM_HOME ?? process.env.HOME },
-  acceptDownloads: true,
-});
-ctx.setDefaultTimeout(STEP_TIMEOUT);
-const page = ctx.pages()[0] ?? (await ctx.newPage());
-
-// Browser-console errors. Chromium logs every 4xx answer as "Failed to load resource";
-// each must be one of the refusals this test provokes (a wrong secret, an invalid CIDR) or
-// the console's probe for DescribeFirewall on an appliance without it. Anything else fails.
-const consoleErrors = [];
-const refusals = [];
-const FAILED_LOAD = /^Failed to load resource: the server responded with a status of 4\d\d/;
-page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
-page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
-page.on("response", async (r) => {
-  if (r.status() < 400) return;
-  const at = step;
-  const target = r.request().headers()["x-amz-target"] ?? "";
-  let type = "";
-  try {
-    type = (await r.json()).__type ?? "";
-  } catch {}
-  refusals.push({ status: r.status(), url: r.url(), target, type, at });
-});
-function expectedRefusal(r) {
-  return (r.type === "InvalidSignatureException" && r.at.startsWith("a wrong secret")) ||
-    (r.type === "InvalidRequestException" && r.at.includes("invalid CIDR")) ||
-    (r.type === "UnknownOperationException" && /DescribeFirewall$/.test(r.target));
-}
-function checkConsole() {
-  const unexpected = refusals.filter((r) => !expectedRefusal(r));
-  if (unexpected.length) fail(`unexpected refusals: ${JSON.stringify(unexpected)}`);
-  const loads = consoleErrors.filter((e) => FAILED_LOAD.test(e));
-  const others = consoleErrors.filter((e) => !FAILED_LOAD.test(e));
-  if (others.length) fail(`browser console errors: ${others.join(" | ")}`);
-  if (loads.length > refusals.length) fail(`failed loads not explained by expected refusals: ${loads.join(" | ")}`);
-}
-
-const nav = () => page.locator("#sidenav");
-
-async function shot(name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function axe(name) {
-  await page.evaluate(AXE_SOURCE + "\n;void 0");
-  const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  if (bad.length) {
-    fail(`axe-core (${name}): ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`).join("; ")}`);
-  }
-  console.log(`console-e2e:   axe ${name}: ${r.violations.length} minor/moderate, 0 serious`);
-}
-
-async function waitCompleted(what) {
-  await until(`${what} COMPLETED`, async () => {
-    const s = (await page.locator("[data-testid=op-status]").textContent()) ?? "";
-    if (/FAILED|WITH ERRORS/.test(s)) fail(`${what} ended ${s}`);
-    return s.includes("COMPLETED");
-  });
-}
-
-try {
+await finish(async () => {
   log("headers: CSP, nosniff, content types, cache");
   const assetRes = page.waitForResponse((r) => /\/console\/assets\/[^/]+\.js$/.test(r.url()));
   const res = await page.goto(URL_);
@@ -305,13 +197,5 @@ try {
   log("browser console: no errors beyond the provoked refusals");
   checkConsole();
   if (!refusals.some((r) => r.type === "InvalidSignatureException")) fail("the wrong secret was never refused by the API");
-  console.log(`console-e2e: passed (capture ${captureId}, flush ${flushId}); screenshots in ${SHOTS}`);
-} catch (e) {
-  await shot("failure").catch(() => {});
-  console.error(`console-e2e: FAILED: ${e.message}`);
-  if (consoleErrors.length) console.error(`browser console errors: ${consoleErrors.join(" | ")}`);
-  process.exitCode = 1;
-} finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  console.log(`console-e2e: passed (capture ${captureId}, flush ${flushId}); screenshots in ${process.env.SCREENSHOT_DIR}`);
+});

@@ -13,7 +13,12 @@ const SESSION_KEY = "flowgate.console.session";
 
 export interface Session extends Credentials {
   region: string;
+  /** Served by a fleet: the Availability Zone the console works in (see zones.ts). */
+  zone?: string;
 }
+
+/** The header naming the zone whose appliance a native call reads, on a fleet. */
+export const ZONE_HEADER = "x-flowgate-zone";
 
 /** An error the API answered, with its AWS type (`InvalidRequestException`, …). */
 export class ApiError extends Error {
@@ -121,19 +126,25 @@ export function aws<T = Record<string, unknown>>(session: Session, action: strin
   ) as Promise<T>;
 }
 
-/** A native `/v1/` call; `params` become the (percent-encoded) query. */
+/**
+ * A native `/v1/` call; `params` become the (percent-encoded) query. On a fleet it reads
+ * `zone`'s appliance (the session's zone unless given): the fleet forwards it, signed with
+ * that zone's credentials.
+ */
 export function native<T = Record<string, unknown>>(
   session: Session,
   method: "GET" | "POST",
   path: string,
   params: Record<string, string | number | undefined> = {},
   body?: unknown,
+  zone: string | undefined = session.zone,
 ): Promise<T> {
   const query = Object.entries(params)
     .filter(([, v]) => v !== undefined && v !== "")
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
     .join("&");
   const headers: [string, string][] = body === undefined ? [] : [["content-type", "application/json"]];
+  if (zone) headers.push([ZONE_HEADER, zone]);
   return send(session, method, path, query, headers, body === undefined ? "" : JSON.stringify(body)) as Promise<T>;
 }
 
@@ -141,11 +152,13 @@ export function native<T = Record<string, unknown>>(
 export interface ConsoleConfig {
   region: string;
   zones: string[];
+  /** Served by flowgate-fleet (several zones' appliances): the console asks for the zone. */
+  fleet: boolean;
 }
 
 export async function loadConfig(): Promise<ConsoleConfig> {
   const res = await fetch("config.json", { cache: "no-store", credentials: "omit" });
   if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
   const c = (await res.json()) as Partial<ConsoleConfig>;
-  return { region: c.region ?? "us-east-1", zones: Array.isArray(c.zones) ? c.zones : [] };
+  return { region: c.region ?? "us-east-1", zones: Array.isArray(c.zones) ? c.zones : [], fleet: c.fleet === true };
 }

@@ -1,9 +1,10 @@
 /**
- * The console's shell: sign-in gate, top bar, side navigation, the page for the current
- * route, and the background poll of `/v1/stats` that feeds the Firewall page's charts.
+ * The console's shell: sign-in gate, (served by a fleet) the zone chosen first and the zone
+ * selector in the top bar, side navigation, the page for the current route, and the
+ * background poll of `/v1/stats` that feeds the Firewall page's charts.
  */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { clearSession, loadConfig, loadSession, setAuthFailureHandler, type ConsoleConfig, type Session } from "./api";
+import { clearSession, loadConfig, loadSession, saveSession, setAuthFailureHandler, type ConsoleConfig, type Session } from "./api";
 import { loadFirewall, type Firewall } from "./model";
 import { useRoute } from "./route";
 import { SeriesRecorder, type StatsSnapshot } from "./series";
@@ -14,7 +15,9 @@ import { HistoryPage } from "./pages/history";
 import { OperationFormPage } from "./pages/opform";
 import { OperationPage } from "./pages/operation";
 import { PolicyPage } from "./pages/policy";
+import { ZonePicker } from "./pages/zonepick";
 import { Alert } from "./ui";
+import { inZone, workingZone } from "./zones";
 
 export interface PageProps {
   session: Session;
@@ -57,7 +60,7 @@ export function App() {
   useEffect(() => setAuthFailureHandler((e) => loadSession() && signOut(`Signed out: the appliance refused the signed request (${e.type}: ${e.message})`)), [signOut]);
 
   const reloadFirewall = useCallback(() => {
-    if (!session) return;
+    if (!session || !config || workingZone(config, session) === null) return;
     loadFirewall(session).then(
       (f) => {
         setFirewall(f);
@@ -65,13 +68,34 @@ export function App() {
       },
       (e: Error) => setFwError(e.message),
     );
-  }, [session]);
+  }, [session, config]);
 
   useEffect(reloadFirewall, [reloadFirewall]);
 
+  // A fleet's console works in one zone: switching reads another appliance, so the charts
+  // start over.
+  const selectZone = useCallback(
+    (zone: string) => {
+      if (!config || !session) return;
+      const next = inZone(config, session, zone);
+      if (next === session || next.zone === session.zone) return;
+      saveSession(next);
+      recorder.current = new SeriesRecorder();
+      setFirewall(null);
+      setSession(next);
+    },
+    [config, session],
+  );
+
+  // A link to an operation of another zone (the all-zones history) switches to that zone.
+  const routeZone = route.params.get("zone");
+  useEffect(() => {
+    if (routeZone) selectZone(routeZone);
+  }, [routeZone, selectZone]);
+
   // Charts: one /v1/stats sample every 2 s while signed in (about 5 minutes are kept).
   useEffect(() => {
-    if (!session) return;
+    if (!session || (config && workingZone(config, session) === null)) return;
     let stopped = false;
     const poll = async () => {
       try {
@@ -89,7 +113,7 @@ export function App() {
       stopped = true;
       clearInterval(id);
     };
-  }, [session]);
+  }, [session, config]);
 
   // Move focus to the page's heading on navigation (screen readers and keyboard users).
   useEffect(() => {
@@ -118,6 +142,20 @@ export function App() {
     );
   }
 
+  if (workingZone(config, session) === null) {
+    return (
+      <ZonePicker
+        config={config}
+        onPick={(zone) => {
+          const next = inZone(config, session, zone);
+          saveSession(next);
+          setSession(next);
+        }}
+        onSignOut={() => signOut()}
+      />
+    );
+  }
+
   const props: PageProps = { session, config, firewall, reloadFirewall };
   const [first, second] = route.path;
   let page;
@@ -141,6 +179,14 @@ export function App() {
           Flowgate <span class="brand-sub">Network Firewall console</span>
         </a>
         <div class="topbar-right">
+          {config.fleet && (
+            <span class="zone-select">
+              <label for="zone-select">Availability Zone</label>
+              <select id="zone-select" value={session.zone} onChange={(e) => selectZone(e.currentTarget.value)}>
+                {config.zones.map((z) => <option key={z} value={z}>{z}</option>)}
+              </select>
+            </span>
+          )}
           <span class="who" title="Access key id">
             <span class="sr-only">Signed in as </span>
             {session.accessKeyId} · {session.region}

@@ -4,6 +4,7 @@
  * `/v1/policy`), operations and their results.
  */
 import { ApiError, aws, isAuthError, native, type Session } from "./api";
+import { awsOperationType, rowsOfAwsList } from "./zones";
 
 export interface RuleGroupRef {
   name: string;
@@ -252,8 +253,20 @@ export function listOperations(s: Session, type: string, token: string | undefin
   });
 }
 
-export function getOperation(s: Session, id: string): Promise<Operation> {
-  return native<Operation>(s, "GET", `/v1/operations/${encodeURIComponent(id)}`);
+/** An operation; on a fleet, of `zone`'s appliance (default: the session's zone). */
+export function getOperation(s: Session, id: string, zone = s.zone): Promise<Operation> {
+  return native<Operation>(s, "GET", `/v1/operations/${encodeURIComponent(id)}`, {}, undefined, zone);
+}
+
+/** Every zone's operations, merged newest first by the fleet (AWS `ListFlowOperations`). */
+export async function listAllZones(s: Session, firewallArn: string, type: string, token: string | undefined, max = 50) {
+  const out = await aws<Parameters<typeof rowsOfAwsList>[0] & { NextToken?: string }>(s, "ListFlowOperations", {
+    FirewallArn: firewallArn,
+    MaxResults: max,
+    ...(awsOperationType(type) ? { FlowOperationType: awsOperationType(type) } : {}),
+    ...(token ? { NextToken: token } : {}),
+  });
+  return { operations: rowsOfAwsList(out), next_token: out.NextToken ?? null };
 }
 
 export function getResults(s: Session, id: string, token: string | undefined, max = 100): Promise<ResultsPage> {

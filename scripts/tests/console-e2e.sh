@@ -10,11 +10,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 LAB="$FG_ROOT/scripts/lab.sh"
 
-# Debian's Chromium (never a browser download); the console and playwright-core from npm;
-# certutil (libnss3-tools) to make Chromium trust the appliance's CA.
-ensure_packages chromium libnss3-tools
-"$FG_ROOT/scripts/build-console.sh" --no-test
-[ -f "$FG_ROOT/console/node_modules/playwright-core/package.json" ] || die "playwright-core is not installed in console/"
+. "$FG_ROOT/scripts/lib/console-e2e.sh"
+console_e2e_prepare
 
 W=/tmp/flowgate-lab/console-e2e
 PIDS=()
@@ -25,25 +22,9 @@ cleanup() {
 trap cleanup EXIT
 eval "$("$LAB" up)"
 rm -rf "$W" && mkdir -p "$W"
-# The console is served over HTTPS with the certificate the appliance generated: Chromium
-# verifies it against that CA, put in an NSS database of a HOME of its own (Chromium on
-# Linux reads $HOME/.pki/nssdb), never with certificate errors ignored.
 NSS_HOME="$W/chromium-home"
-mkdir -p "$NSS_HOME/.pki/nssdb"
-certutil -N -d "sql:$NSS_HOME/.pki/nssdb" --empty-password
-certutil -A -d "sql:$NSS_HOME/.pki/nssdb" -n flowgate-lab-ca -t "C,," -i "$FLOWGATE_CA_FILE"
-ECHO="$FG_ROOT/scripts/lab/echo.py"
-echoes() { sed -n 's/^ok \([0-9]*\)$/\1/p' "$1" 2>/dev/null || true; }
-
-ip netns exec "$SERVER_NS" python3 "$ECHO" server 7001 >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec "$SERVER_NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/7001' 2>/dev/null && break; sleep 0.1; done
-ip netns exec "$CLIENT_NS" python3 "$ECHO" client "$SERVER_IP4" 7001 --interval 0.2 --status "$W/client" >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do n="$(echoes "$W/client")"; [ -n "$n" ] && [ "$n" -ge 3 ] && break; sleep 0.1; done
-n="$(echoes "$W/client")"
-[ -n "$n" ] && [ "$n" -ge 3 ] || die "the long-lived session did not start: $(cat "$W/client" 2>/dev/null)"
-log "long-lived session $CLIENT_IP4 -> $SERVER_IP4:7001 running ($n echoes)"
+chromium_trusting "$NSS_HOME" "$FLOWGATE_CA_FILE"
+echo_session "$CLIENT_NS" "$SERVER_NS" "$SERVER_IP4" 7001 "$W/client"
 
 SHOTS="$FG_ROOT/target/console-screenshots"
 rm -rf "$SHOTS"

@@ -1,26 +1,50 @@
-/** Firewall operation history: captures and flushes of the retention window, newest first, paginated with the API's tokens. */
+/**
+ * Firewall operation history: captures and flushes of the retention window, newest first,
+ * paginated with the API's tokens. Served by a fleet, it lists the working zone's or every
+ * zone's operations (merged by the fleet, with a zone column).
+ */
 import { useEffect, useState } from "preact/hooks";
 import type { PageProps } from "../app";
-import { getOperation, listOperations, type Operation, type OperationSummary } from "../model";
+import { getOperation, listAllZones, listOperations, type Operation } from "../model";
+import { operationHref, type ZonedSummary } from "../zones";
 import { filterText } from "./operation";
 import { Alert, Panel, Spinner, Status, time } from "../ui";
 
 const PAGE = 20;
 
-export function HistoryPage({ session }: PageProps) {
+/** The zone filter's value for "every zone". */
+const ALL = "*";
+
+export function HistoryPage({ session, config, firewall }: PageProps) {
   const [type, setType] = useState("");
+  const [zoneFilter, setZoneFilter] = useState(session.zone ?? "");
+  const allZones = config.fleet && zoneFilter === ALL;
   const [tokens, setTokens] = useState<(string | undefined)[]>([undefined]);
-  const [rows, setRows] = useState<(OperationSummary & Partial<Operation>)[] | null>(null);
+  const [rows, setRows] = useState<(ZonedSummary & Partial<Operation>)[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState("");
   const [refresh, setRefresh] = useState(0);
   const token = tokens[tokens.length - 1];
 
+  // The working zone changed in the top bar: list that zone.
+  useEffect(() => {
+    if (config.fleet && zoneFilter !== ALL && zoneFilter !== session.zone) {
+      setZoneFilter(session.zone ?? "");
+      setTokens([undefined]);
+    }
+  }, [session.zone]);
+
   useEffect(() => {
     let stale = false;
-    listOperations(session, type, token, PAGE)
+    if (allZones && !firewall?.arn) return;
+    const list: Promise<{ operations: ZonedSummary[]; next_token: string | null }> = allZones
+      ? listAllZones(session, firewall?.arn ?? "", type, token, PAGE)
+      : listOperations(session, type, token, PAGE);
+    list
       .then(async (r) => {
-        const details = await Promise.all(r.operations.map((o) => getOperation(session, o.id).catch(() => o)));
+        const details = await Promise.all(
+          r.operations.map((o) => getOperation(session, o.id, o.zone ?? session.zone).then((d) => ({ ...d, zone: o.zone ?? d.zone }), () => o)),
+        );
         if (stale) return;
         setRows(details);
         setNext(r.next_token);
@@ -30,7 +54,7 @@ export function HistoryPage({ session }: PageProps) {
     return () => {
       stale = true;
     };
-  }, [session, type, token, refresh]);
+  }, [session, type, token, refresh, allZones, firewall?.arn]);
 
   // Progress: refresh while something runs.
   const running = rows?.some((r) => r.status === "IN_PROGRESS");
@@ -62,6 +86,15 @@ export function HistoryPage({ session }: PageProps) {
               <option value="capture">Capture</option>
               <option value="flush">Flush</option>
             </select>
+            {config.fleet && (
+              <>
+                <label class="inline" for="opzone">Zone</label>
+                <select id="opzone" value={zoneFilter} onChange={(e) => { setZoneFilter(e.currentTarget.value); setTokens([undefined]); }}>
+                  <option value={session.zone}>{session.zone}</option>
+                  <option value={ALL}>All zones</option>
+                </select>
+              </>
+            )}
             <button class="btn" onClick={() => setRefresh((n) => n + 1)}>Refresh</button>
           </>
         }
@@ -76,6 +109,7 @@ export function HistoryPage({ session }: PageProps) {
               <thead>
                 <tr>
                   <th scope="col">Operation ID</th>
+                  {config.fleet && <th scope="col">Zone</th>}
                   <th scope="col">Type</th>
                   <th scope="col">Status</th>
                   <th scope="col">Requested</th>
@@ -85,10 +119,11 @@ export function HistoryPage({ session }: PageProps) {
                 </tr>
               </thead>
               <tbody>
-                {rows.length === 0 && <tr><td colSpan={7}>No operations yet.</td></tr>}
+                {rows.length === 0 && <tr><td colSpan={config.fleet ? 8 : 7}>No operations yet.</td></tr>}
                 {rows.map((o) => (
-                  <tr key={o.id} data-op={o.id} data-type={o.type} data-status={o.status}>
-                    <td><a href={`#/operations/${o.id}`} class="mono">{o.id}</a></td>
+                  <tr key={o.id} data-op={o.id} data-type={o.type} data-status={o.status} data-zone={o.zone}>
+                    <td><a href={config.fleet ? operationHref(o.id, o.zone) : operationHref(o.id)} class="mono">{o.id}</a></td>
+                    {config.fleet && <td>{o.zone ?? "—"}</td>}
                     <td>{o.type === "flush" ? "Flow flush" : "Flow capture"}</td>
                     <td>
                       <Status value={o.status} />

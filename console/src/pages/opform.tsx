@@ -12,6 +12,7 @@ import {
 } from "../form";
 import { awsFiltersOf, getOperation } from "../model";
 import { go } from "../route";
+import { formZones } from "../zones";
 import { Alert, Panel } from "../ui";
 
 type Kind = "capture" | "flush";
@@ -21,7 +22,7 @@ function FieldError({ id, text }: { id: string; text?: string }) {
 }
 
 export function OperationFormPage({ session, config, firewall, kind, from }: PageProps & { kind: Kind; from: string }) {
-  const zones = [...new Set([...(firewall?.zones ?? []), ...config.zones])];
+  const zones = formZones(config, session, firewall?.zones ?? []);
   const [form, setForm] = useState<OperationForm>(() => emptyForm(zones.length === 1 ? zones[0] : ""));
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
@@ -47,7 +48,8 @@ export function OperationFormPage({ session, config, firewall, kind, from }: Pag
 
   // A zone learnt after the first render (the firewall loads in the background).
   useEffect(() => {
-    if (!form.zone && zones.length === 1) setForm({ ...form, zone: zones[0] });
+    // On a fleet the form follows the zone chosen in the top bar.
+    if (zones.length === 1 && form.zone !== zones[0] && (!form.zone || config.fleet)) setForm({ ...form, zone: zones[0] });
   }, [zones.join(",")]);
 
   const setFilter = (i: number, f: Partial<FilterRow>) =>
@@ -111,6 +113,7 @@ export function OperationFormPage({ session, config, firewall, kind, from }: Pag
               <option value="">Choose a zone</option>
               {zones.map((z) => <option key={z} value={z}>{z}</option>)}
             </select>
+            {config.fleet && <p class="hint">The zone chosen at the top of the page: this operation runs on that zone's appliance.</p>}
             <FieldError id="zone-error" text={err("zone")} />
           </div>
           <div class="field">

@@ -1,6 +1,6 @@
 /** Sign-in: an access key id and secret from the appliance's `[[mgmt.keys]]`, checked by one signed call. */
 import { useState } from "preact/hooks";
-import { ApiError, native, saveSession, type ConsoleConfig, type Session } from "../api";
+import { ApiError, aws, native, saveSession, type ConsoleConfig, type Session } from "../api";
 import { Alert } from "../ui";
 
 function explain(e: unknown): string {
@@ -31,7 +31,9 @@ export function SignIn({ config, notice, onSignedIn }: { config: ConsoleConfig; 
     }
     setBusy(true);
     try {
-      await native(s, "GET", "/v1/stats");
+      // A fleet answers ListFirewalls itself; its /v1/ reads need a zone, chosen next.
+      if (config.fleet) await aws(s, "ListFirewalls", {});
+      else await native(s, "GET", "/v1/stats");
       saveSession(s);
       onSignedIn(s);
     } catch (err) {
