@@ -156,6 +156,10 @@ export function App() {
     );
   }
 
+  // A link into another zone: render once the effect above has switched to it, so the page
+  // never reads the operation from the zone it is not in.
+  if (routeZone && inZone(config, session, routeZone).zone !== session.zone) return null;
+
   const props: PageProps = { session, config, firewall, reloadFirewall };
   const [first, second] = route.path;
   let page;
