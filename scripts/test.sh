@@ -36,7 +36,8 @@ fi
 # the SigV4 signer against AWS's test suite, form rules), then the build that cargo embeds
 # into the binary. Before cargo, so clippy and the binaries see the real assets.
 "$FG_ROOT/scripts/build-console.sh"
-# Debian's Chromium drives the console's end-to-end test (tests/lab_e2e.rs).
+# Debian's Chromium drives the console's end-to-end tests (tests/lab_e2e.rs: served by the
+# appliance, and by flowgate-fleet with its zone selector).
 ensure_packages chromium
 
 log "cargo fmt --check"
