@@ -107,8 +107,10 @@ sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
 headers["authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (key, scope, signed, sig)
 print('wrk.method = "POST"')
 print("wrk.body = %r" % body)
+# wrk adds its own `Host` unless the script sets exactly that name: a lowercase `host` here
+# would send two Host headers, and the signature covers one.
 for name, value in headers.items():
-    print('wrk.headers["%s"] = "%s"' % (name, value))
+    print('wrk.headers["%s"] = "%s"' % ("Host" if name == "host" else name, value))
 print('done = function(summary, latency, requests)')
 print('  io.write(string.format("non2xx=%d errors=%d\\n", summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))')
 print('end')
