@@ -343,8 +343,9 @@ fn a_full_listener_evicts_unauthenticated_connections_never_authenticated_ones()
     let mut buf = [0u8; 4096];
     let n = signed.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-    thread::sleep(Duration::from_millis(300)); // the supervisor notes it at its next tick
-                                               // Then far more anonymous sockets than the listener holds, from many addresses.
+    // The supervisor notes the authentication at its next tick.
+    thread::sleep(Duration::from_millis(300));
+    // Then far more anonymous sockets than the listener holds, from many addresses.
     let anonymous: Vec<TcpStream> = (0..40)
         .map(|i| connect_from(20 + i as u8, addr).unwrap())
         .collect();
