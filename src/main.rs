@@ -360,7 +360,7 @@ fn run_with_eal(
         .map_err(|e| format!("cannot start collector: {e}"))?;
 
     // The HTTP threads share the management core(s): the CPUs the EAL left this thread on.
-    let runtime = mgmt::server::runtime::pinned(2, mgmt::server::runtime::management_cores())
+    let runtime = api_server::runtime::pinned(2, api_server::runtime::management_cores())
         .map_err(|e| format!("cannot start the management runtime: {e}"))?;
     // The listeners die with the management side (fault injection: /v1/debug/kill_mgmt).
     let listeners = mgmt::listeners::start(runtime.handle(), &cfg, &app, control.mgmt_dead_flag())?;

@@ -199,10 +199,10 @@ impl Env {
 
     fn native_policy(&self) -> Value {
         // The native API is SigV4-protected too: ask through the CLI-independent helper.
-        let api = mgmt::cli::Api::new(
+        let api = ctl::Api::new(
             &self.endpoint(),
             Some(&test_tls().ca_file),
-            Some(mgmt::sigv4::Credentials {
+            Some(sigv4::Credentials {
                 access_key_id: KEY_ID.into(),
                 secret_access_key: SECRET.into(),
             }),

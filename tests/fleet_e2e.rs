@@ -9,11 +9,11 @@ mod common;
 
 use common::fleet::{AwsOutcome, FleetProc};
 use common::*;
+use ctl::Api;
 use dataplane::packet::tcp_flags::SYN;
 use dataplane::wire::build::{FrameBuilder, TcpSegment};
-use mgmt::cli::Api;
-use mgmt::sigv4::Credentials;
 use serde_json::{json, Value};
+use sigv4::Credentials;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ mod common;
 
 use common::fleet::FleetProc;
 use common::*;
-use mgmt::sigv4::Credentials;
+use sigv4::Credentials;
 use std::time::Instant;
 
 const REGION: &str = "us-east-1";

@@ -14,7 +14,7 @@
 mod common;
 
 use common::*;
-use mgmt::sigv4::Credentials;
+use sigv4::Credentials;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

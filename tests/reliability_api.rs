@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use mgmt::sigv4::Credentials;
+use sigv4::Credentials;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,5 @@
 //! What the fleet's listener answers. The listener itself is the appliance's
-//! ([`mgmt::server`]: hyper over rustls, per-address connection caps, fair-share eviction
+//! ([`api_server`]: hyper over rustls, per-address connection caps, fair-share eviction
 //! of unauthenticated connections, deadlines, body limits); this module is its
 //! [`Handler`]: `/healthz`, `/metrics` and the web console's files (`/console/`, with the
 //! zones for its selector) unauthenticated; the AWS API in both of the service's protocols —
@@ -11,17 +11,17 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use api_server::{Handler, LimitKind, Request, Response};
 use mgmt::aws_api::Protocol;
 use mgmt::console::ConsoleSettings;
-use mgmt::server::{Handler, LimitKind, Request, Response};
-use mgmt::sigv4::{self, KeyStore};
 use serde_json::{json, Value};
+use sigv4::KeyStore;
 use tokio::runtime::Handle;
 
 use crate::router::{ApiError, Router};
 use crate::upstream::SERVICE;
 
-/// The fleet's application behind [`mgmt::server::Server`].
+/// The fleet's application behind [`api_server::Server`].
 pub struct FleetApi {
     pub router: Arc<Router>,
     pub keys: KeyStore,
@@ -92,7 +92,7 @@ impl FleetApi {
     /// The caller's access key id when the request carries a valid signature by a fleet key.
     fn verify(&self, req: &Request) -> Result<String, ApiError> {
         sigv4::verify(
-            &req.into(),
+            &mgmt::auth::signed_parts(req),
             &self.keys,
             &self.region,
             SERVICE,

@@ -7,7 +7,7 @@
 //! appliance. Only the console's reads are forwarded: the fleet's keys must not reach any
 //! other native call (policy reload, fault injection) of an appliance.
 
-use mgmt::server::{Request, Response};
+use api_server::{Request, Response};
 use serde_json::json;
 
 use crate::router::Router;

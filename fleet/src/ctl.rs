@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mgmt::sigv4::Credentials;
 use serde_json::{json, Value};
+use sigv4::Credentials;
 
 use crate::upstream::{api_error, SignedCall};
 
@@ -358,7 +358,7 @@ fn zones_table(cli: &ZoneCli, described: &Value, zones: &[String]) -> String {
             ]
         })
         .collect();
-    let mut t = mgmt::cli::table(&["ZONE", "ENDPOINT", "POLICY", "MESSAGE"], &rows);
+    let mut t = ctl::table(&["ZONE", "ENDPOINT", "POLICY", "MESSAGE"], &rows);
     t.push_str(&format!(
         "configuration: {}\n",
         described["FirewallStatus"]["ConfigurationSyncStateSummary"]
@@ -455,7 +455,7 @@ fn start_all(
         if rows.is_empty() {
             out.push_str("no flows matched\n");
         } else {
-            out.push_str(&mgmt::cli::table(
+            out.push_str(&ctl::table(
                 &[
                     "ZONE", "PROTO", "SRC", "SPORT", "DST", "DPORT", "AGE(s)", "PKTS", "BYTES",
                 ],
@@ -491,7 +491,7 @@ fn start_all(
             ]
         })
         .collect();
-    out.push_str(&mgmt::cli::table(
+    out.push_str(&ctl::table(
         &[
             "ZONE",
             kind.to_ascii_uppercase().as_str(),
@@ -672,7 +672,7 @@ fn ops(cli: &ZoneCli, client: &AwsClient, arn: &str, zones: &[String]) -> Result
     if cli.json {
         return Ok(pretty(&json!({ "FlowOperations": all })));
     }
-    Ok(mgmt::cli::table(
+    Ok(ctl::table(
         &["ZONE", "ID", "TYPE", "STATUS", "REQUESTED"],
         &rows,
     ))

@@ -164,14 +164,14 @@ impl Fleet {
         Duration::from_millis(self.reconcile_interval_ms)
     }
     /// The listener's limits: the appliance's defaults with the inventory's settings.
-    pub fn server_config(&self) -> mgmt::server::ServerConfig {
-        mgmt::server::ServerConfig {
+    pub fn server_config(&self) -> api_server::ServerConfig {
+        api_server::ServerConfig {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             max_body_bytes: self.max_body_bytes,
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             unauthenticated_timeout: Duration::from_millis(self.unauthenticated_timeout_ms),
-            ..mgmt::server::ServerConfig::default()
+            ..api_server::ServerConfig::default()
         }
     }
 }

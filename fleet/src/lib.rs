@@ -2,7 +2,7 @@
 //! appliances, one per Availability Zone of a firewall. The fleet is a router, not a
 //! cluster: the appliances share nothing; the fleet keeps only the desired policy (so a
 //! zone that was down catches up) and routes every flow operation to its zone's appliance.
-//! It serves on the appliance's own listener ([`mgmt::server`]), so it has the same
+//! It serves on the appliance's own listener ([`api_server`]), so it has the same
 //! connection admission, deadlines and limits.
 
 pub mod api;
@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use mgmt::server::{tls, Server};
+use api_server::{tls, Server};
 
 /// The listener's TLS: the inventory's certificate files, or a leaf signed by a one-off CA,
 /// made at first start and kept in `state_dir/tls/` (`ca.pem` is what clients pin).
@@ -39,11 +39,11 @@ fn server_tls(fleet: &inventory::Fleet) -> Result<tls::ServerTls, tls::TlsError>
 pub fn run(inventory: &Path) -> Result<(), String> {
     let inv = inventory::Inventory::load(inventory).map_err(|e| e.to_string())?;
     let server_tls = server_tls(&inv.fleet).map_err(|e| format!("fleet.tls: {e}"))?;
-    let keys = mgmt::sigv4::KeyStore::new(
+    let keys = sigv4::KeyStore::new(
         inv.fleet
             .keys
             .iter()
-            .map(|k| mgmt::sigv4::Credentials {
+            .map(|k| sigv4::Credentials {
                 access_key_id: k.access_key_id.clone(),
                 secret_access_key: k.secret_access_key.clone(),
             })

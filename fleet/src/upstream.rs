@@ -5,8 +5,8 @@
 
 use std::time::{Instant, SystemTime};
 
-use mgmt::sigv4::{self, Credentials};
 use serde_json::Value;
+use sigv4::Credentials;
 
 use crate::inventory::{Fleet, Zone};
 use crate::metrics::Metrics;

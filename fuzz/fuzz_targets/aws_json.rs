@@ -20,7 +20,7 @@ use mgmt::aws_api::{handle, Protocol, CBOR_PATH_PREFIX, TARGET_PREFIX};
 use mgmt::clock::Clock;
 use mgmt::config::Config;
 use mgmt::control::{Control, WorkerLink};
-use mgmt::server::Request;
+use api_server::Request;
 use mgmt::ops::OpsManager;
 
 const ACTIONS: [&str; 7] = [

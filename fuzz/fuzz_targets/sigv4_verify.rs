@@ -8,7 +8,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use mgmt::sigv4::{sign, verify, Credentials, KeyStore, VerifyRequest};
+use sigv4::{sign, verify, Credentials, KeyStore, VerifyRequest};
 
 const REGION: &str = "us-east-1";
 const SERVICE: &str = "network-firewall";

@@ -21,7 +21,7 @@ use crate::log_sink::LogSinks;
 use crate::ops::OpsManager;
 use crate::policy_mgr::PolicyManager;
 use crate::resources::{PolicyHost, ResourceManager};
-use crate::sigv4::KeyStore;
+use sigv4::KeyStore;
 
 /// Port names by the workers' port index (`pair * 2 + side`).
 pub type PortNames = Vec<String>;

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use crate::audit::Audit;
 use crate::aws_api::Protocol;
 use crate::config::{AuthMode, Config};
-use crate::server::{Request, Response};
-use crate::sigv4::{self, Credentials, KeyStore};
+use api_server::{Request, Response};
+use sigv4::{Credentials, KeyStore};
 
 /// The keys requests may be signed with.
 pub fn key_store(cfg: &Config) -> KeyStore {
@@ -24,6 +24,17 @@ pub fn key_store(cfg: &Config) -> KeyStore {
     )
 }
 
+/// The parts of a request its signature covers.
+pub fn signed_parts(req: &Request) -> sigv4::VerifyRequest<'_> {
+    sigv4::VerifyRequest {
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        body: &req.body,
+    }
+}
+
 /// The caller's access key id, or the response refusing the request.
 pub fn authenticate(
     cfg: &Config,
@@ -36,7 +47,7 @@ pub fn authenticate(
         return Ok("anonymous".into());
     }
     sigv4::verify(
-        &req.into(),
+        &signed_parts(req),
         keys,
         &cfg.mgmt.region,
         "network-firewall",

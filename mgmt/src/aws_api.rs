@@ -33,7 +33,7 @@ use crate::cbor;
 use crate::config::Config;
 use crate::ops::{FilterSpec, FlowResult, OpKind, Operation, OpsError, OpsManager, StartRequest};
 use crate::resources::{PolicyHost, ResourceManager};
-use crate::server::{Request, Response};
+use api_server::{Request, Response};
 
 pub const TARGET_PREFIX: &str = "NetworkFirewall_20201112.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";

@@ -3,6 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
 #[derive(Clone, Copy)]
 pub struct Clock {
     pub ticks_per_sec: u64,
@@ -53,36 +57,23 @@ pub fn unix_secs(t: SystemTime) -> f64 {
 
 /// Suricata's EVE timestamp: `2021-11-08T18:20:43.324542+0000`.
 pub fn eve_timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, da, h, mi, s) = civil(d.as_secs());
-    format!(
-        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:06}+0000",
-        d.subsec_micros()
-    )
+    utc(t, EVE)
 }
 
 /// RFC 3339 in UTC with milliseconds, for operation records and the audit log.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, da, h, mi, s) = civil(d.as_secs());
-    format!(
-        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        d.subsec_millis()
-    )
+    utc(t, RFC3339_MILLIS)
 }
 
-/// The UTC calendar date and time of `secs` since the epoch.
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::dates::civil_from_days((secs / 86_400) as i64);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
+const EVE: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000");
+const RFC3339_MILLIS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+fn utc(t: SystemTime, layout: &[BorrowedFormatItem<'_>]) -> String {
+    OffsetDateTime::from(t.max(UNIX_EPOCH))
+        .format(layout)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 use rust_embed::Embed;
 use serde_json::json;
 
-use crate::server::{Request, Response};
+use api_server::{Request, Response};
 
 #[derive(Embed)]
 #[folder = "../console/dist/"]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::App;
-use crate::server::{Request, Response};
+use api_server::{Request, Response};
 use dataplane::worker::Command;
 
 /// Upper bound on commands `fill_ring` pushes (rings are far smaller; a guard, not a size).

@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use crate::app::App;
 use crate::config::Config;
 use crate::router::MonitoringHandler;
-use crate::server::{tls, Server, ServerConfig};
+use api_server::{tls, Server, ServerConfig};
 
 /// The running listeners; dropping them closes them.
 pub struct Listeners {

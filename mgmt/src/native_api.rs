@@ -12,7 +12,7 @@ use crate::clock::rfc3339;
 use crate::ops::{
     FilterSpec, FlowResult, Naming, OpKind, Operation, OpsError, OpsManager, StartRequest,
 };
-use crate::server::{Request, Response};
+use api_server::{Request, Response};
 
 /// Largest page the native API serves (the AWS API stops at 100).
 pub const MAX_PAGE: usize = 10_000;

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::auth::authenticate;
 use crate::aws_api::Protocol;
-use crate::server::{Handler, LimitKind, Request, Response};
+use api_server::{Handler, LimitKind, Request, Response};
 
 fn not_found(req: &Request) -> Response {
     Response::json(

@@ -5,10 +5,10 @@ mod ops_support;
 
 use std::net::SocketAddr;
 
+use api_server::{Request, Response};
 use mgmt::audit::Audit;
 use mgmt::aws_api;
 use mgmt::config::LogTarget;
-use mgmt::server::{Request, Response};
 use ops_support::*;
 use serde_json::{json, Value};
 

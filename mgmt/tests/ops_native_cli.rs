@@ -9,18 +9,18 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime};
 
+use api_server::{runtime, tls, Handler, Request, Response, Server, ServerConfig};
+use ctl::{self as cli, Env};
 use dataplane::worker::cmd::{Command, ScanKind};
 use dataplane::worker::{Event, Reply};
 use mgmt::audit::Audit;
-use mgmt::cli::{self, Env};
 use mgmt::config::LogTarget;
 use mgmt::control::Sink;
 use mgmt::native_api;
 use mgmt::ops::OpsManager;
-use mgmt::server::{runtime, tls, Handler, Request, Response, Server, ServerConfig};
-use mgmt::sigv4::{self, Credentials, KeyStore, VerifyRequest};
 use ops_support::*;
 use serde_json::{json, Value};
+use sigv4::{Credentials, KeyStore, VerifyRequest};
 
 const KEY_ID: &str = "AKIDNATIVE";
 const SECRET: &str = "native-secret-key";

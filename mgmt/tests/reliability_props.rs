@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use api_server::Request;
 use dataplane::policy::{CompiledPolicy, Policy};
 use dataplane::worker::engine::WorkerRings;
 use dataplane::worker::Command;
@@ -16,9 +17,8 @@ use mgmt::clock::Clock;
 use mgmt::config::Config;
 use mgmt::control::{Control, WorkerLink};
 use mgmt::ops::OpsManager;
-use mgmt::server::Request;
-use mgmt::sigv4::{sign, verify, Credentials, KeyStore, VerifyRequest};
 use proptest::prelude::*;
+use sigv4::{sign, verify, Credentials, KeyStore, VerifyRequest};
 
 const LAB_CONFIG: &str = include_str!("../../configs/lab.toml");
 const LAB_POLICY: &str = include_str!("../../configs/lab-policy.toml");

@@ -2,12 +2,12 @@
 //! sign, signature; verified and reproduced), requests signed by botocore
 //! (`scripts/gen_sigv4_fixtures.py`), and tampered variants that must each fail the right way.
 
-use mgmt::sigv4::{
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sigv4::{
     canonical_request, sign, string_to_sign, verify, AuthError, Credentials, KeyStore,
     VerifyRequest,
 };
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

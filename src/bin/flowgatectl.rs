@@ -1,4 +1,4 @@
-//! `flowgatectl`: the operator CLI (see `mgmt::cli`); with `--zone NAME` or `--all-zones`
+//! `flowgatectl`: the operator CLI (see the `ctl` crate); with `--zone NAME` or `--all-zones`
 //! it drives the zones of a firewall through a fleet endpoint (see `fleet::ctl`).
 
 fn main() -> std::process::ExitCode {
@@ -6,5 +6,5 @@ fn main() -> std::process::ExitCode {
     if fleet::ctl::wants_zones(&argv) {
         return fleet::ctl::main(&argv);
     }
-    mgmt::cli::main()
+    ctl::main()
 }

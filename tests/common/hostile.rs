@@ -4,7 +4,7 @@
 //! reopened as soon as the listener closes it, and signed AWS JSON 1.0 calls that must get
 //! through regardless.
 
-use mgmt::sigv4::Credentials;
+use sigv4::Credentials;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

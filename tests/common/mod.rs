@@ -102,12 +102,9 @@ pub fn test_tls() -> &'static TestTls {
     static TLS: OnceLock<TestTls> = OnceLock::new();
     TLS.get_or_init(|| {
         let dir = TempDir::new("tls");
-        let pair = mgmt::server::tls::generate_pair(&[
-            "localhost".into(),
-            "127.0.0.1".into(),
-            "::1".into(),
-        ])
-        .expect("generate the test certificate");
+        let pair =
+            api_server::tls::generate_pair(&["localhost".into(), "127.0.0.1".into(), "::1".into()])
+                .expect("generate the test certificate");
         let tls = TestTls {
             ca_file: dir.path("ca.pem"),
             cert_file: dir.path("cert.pem"),
@@ -160,7 +157,7 @@ pub fn aws_json_headers(
     api: &str,
     target: &str,
     body: &[u8],
-    creds: Option<(&mgmt::sigv4::Credentials, &str)>,
+    creds: Option<(&sigv4::Credentials, &str)>,
 ) -> Vec<(String, String)> {
     let mut headers = vec![
         (
@@ -173,7 +170,7 @@ pub fn aws_json_headers(
         ),
     ];
     if let Some((creds, region)) = creds {
-        mgmt::sigv4::sign(
+        sigv4::sign(
             "POST",
             api,
             "/",

@@ -295,9 +295,37 @@ impl FlowMatch {
     }
 }
 
+/// Parses a protocol given as an IANA number (`"6"`) or a common name (`"tcp"`).
+pub fn parse_protocol(s: &str) -> Option<u8> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u8>().ok();
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "icmp" => Some(1),
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "icmpv6" | "ipv6-icmp" => Some(58),
+        "sctp" => Some(132),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_names_and_numbers() {
+        assert_eq!(parse_protocol("6"), Some(6));
+        assert_eq!(parse_protocol("TCP"), Some(6));
+        assert_eq!(parse_protocol("ipv6-icmp"), Some(58));
+        assert_eq!(parse_protocol("sctp"), Some(132));
+        assert_eq!(parse_protocol("255"), Some(255));
+        assert_eq!(parse_protocol("256"), None);
+        assert_eq!(parse_protocol("-1"), None);
+        assert_eq!(parse_protocol("gre"), None);
+    }
     use crate::packet::v4_to_addr;
 
     #[test]

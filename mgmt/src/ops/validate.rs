@@ -3,7 +3,7 @@
 //! `FlowFilters[2].DestinationPort: '70000' is not a valid port: …`.
 
 use dataplane::flow::FlowState;
-use dataplane::ops::{Cidr, FlowFilter, FlowMatch, PortRange};
+use dataplane::ops::{parse_protocol, Cidr, FlowFilter, FlowMatch, PortRange};
 
 use super::model::{FilterSpec, Naming, OpsError, StartRequest};
 
@@ -55,22 +55,6 @@ fn names(n: Naming) -> &'static Names {
 
 fn invalid(field: String, why: impl std::fmt::Display) -> OpsError {
     OpsError::InvalidRequest(format!("{field}: {why}"))
-}
-
-/// Parses a protocol given as an IANA number (`"6"`) or a common name (`"tcp"`).
-pub fn parse_protocol(s: &str) -> Option<u8> {
-    let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse::<u8>().ok();
-    }
-    match t.to_ascii_lowercase().as_str() {
-        "icmp" => Some(1),
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        "icmpv6" | "ipv6-icmp" => Some(58),
-        "sctp" => Some(132),
-        _ => None,
-    }
 }
 
 /// Validates `req` and compiles it for the workers. `ticks_per_sec` converts the minimum age.
@@ -329,17 +313,5 @@ mod tests {
         r.filters[0].destination_port = None;
         r.min_age_seconds = -5;
         assert!(err(&r).starts_with("min_age_seconds: -5"));
-    }
-
-    #[test]
-    fn protocol_names_and_numbers() {
-        assert_eq!(parse_protocol("6"), Some(6));
-        assert_eq!(parse_protocol("TCP"), Some(6));
-        assert_eq!(parse_protocol("ipv6-icmp"), Some(58));
-        assert_eq!(parse_protocol("sctp"), Some(132));
-        assert_eq!(parse_protocol("255"), Some(255));
-        assert_eq!(parse_protocol("256"), None);
-        assert_eq!(parse_protocol("-1"), None);
-        assert_eq!(parse_protocol("gre"), None);
     }
 }

@@ -156,6 +156,11 @@ impl Server {
         self.shared.admission.connections()
     }
 
+    /// Connections held now that have not yet sent an authenticated request.
+    pub fn anonymous_connections(&self) -> usize {
+        self.shared.admission.anonymous_connections()
+    }
+
     /// Stops accepting, closes every connection and waits (briefly) for their tasks.
     pub fn shutdown(self) {
         drop(self);

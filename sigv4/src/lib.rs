@@ -14,7 +14,9 @@
 //! refused: presigned URLs (query-string auth), session tokens (`X-Amz-Security-Token`: we
 //! issue none), `UNSIGNED-PAYLOAD` and streaming payloads.
 
-use crate::dates::{amz_timestamp, parse_amz_timestamp};
+mod dates;
+
+pub use dates::{amz_timestamp, parse_amz_timestamp};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -105,18 +107,6 @@ pub struct VerifyRequest<'a> {
     /// All request headers; names compare case-insensitively.
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
-}
-
-impl<'a> From<&'a crate::server::Request> for VerifyRequest<'a> {
-    fn from(req: &'a crate::server::Request) -> VerifyRequest<'a> {
-        VerifyRequest {
-            method: &req.method,
-            path: &req.path,
-            query: &req.query,
-            headers: &req.headers,
-            body: &req.body,
-        }
-    }
 }
 
 /// Why a request's signature was refused. `Display` is the message AWS would send.

@@ -129,6 +129,11 @@ impl Admission {
     pub fn connections(&self) -> usize {
         self.lock().total
     }
+
+    /// Connections held now that have not sent an authenticated request (evictable).
+    pub fn anonymous_connections(&self) -> usize {
+        self.lock().anonymous.values().map(BTreeMap::len).sum()
+    }
 }
 
 impl Ticket {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::ops::validate::parse_protocol;
-use crate::sigv4::{sign, Credentials};
+use dataplane::ops::parse_protocol;
+use sigv4::{sign, Credentials};
 
 pub const DEFAULT_API: &str = "https://127.0.0.1:8480";
 

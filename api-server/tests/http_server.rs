@@ -3,7 +3,7 @@
 //! connections, their deadline), malformed requests, handler panics, the kill switch — and
 //! that it keeps serving throughout.
 
-use mgmt::server::{runtime, tls, Handler, LimitKind, Request, Response, Server, ServerConfig};
+use api_server::{runtime, tls, Handler, LimitKind, Request, Response, Server, ServerConfig};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -344,7 +344,9 @@ fn a_full_listener_evicts_unauthenticated_connections_never_authenticated_ones()
     let n = signed.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     // The supervisor notes the authentication at its next tick.
-    thread::sleep(Duration::from_millis(300));
+    wait_until("the signed connection to count as authenticated", 5, || {
+        server.anonymous_connections() == 0
+    });
     // Then far more anonymous sockets than the listener holds, from many addresses.
     let anonymous: Vec<TcpStream> = (0..40)
         .map(|i| connect_from(20 + i as u8, addr).unwrap())
