@@ -145,6 +145,8 @@ struct Staged {
     swapped: bool,
     hash: u64,
     path: Path,
+    /// The entry the flow's home bucket pointed at in pass 1½ (a lookup hint, checked).
+    hint: Option<FlowId>,
 }
 
 struct ActiveScan {
@@ -266,9 +268,11 @@ impl Engine {
         self.stage_burst(in_port, &frames[..n], &mut actions[..n]);
         // Pass 1½: the buckets prefetched in pass 1 have landed; prefetch the entries they
         // point to so that pass 2's lookups and updates overlap their misses.
-        for s in self.staged.iter().take(n) {
+        // The candidate each prefetch found is kept as pass 2's lookup hint.
+        let Engine { shard, staged, .. } = self;
+        for s in staged.iter_mut().take(n) {
             if s.key.is_some() {
-                self.shard.prefetch_flow(s.hash);
+                s.hint = shard.prefetch_flow(s.hash);
             }
         }
         for i in 0..n {
@@ -413,6 +417,7 @@ impl Engine {
                             swapped,
                             hash,
                             path: Path::Flow,
+                            hint: None, // set in pass 1½
                         };
                         Action::Forward // replaced in pass 2
                     }
@@ -468,11 +473,12 @@ impl Engine {
             meta: m,
             swapped,
             hash,
+            hint,
             ..
         } = self.staged[i];
         let pure_syn = m.is_tcp()
             && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN;
-        if let Some(id) = self.shard.lookup(&key, hash) {
+        if let Some(id) = self.shard.lookup_hinted(&key, hash, hint) {
             let e = self.shard.entry(id);
             let (state, tombstone) = (e.state(), e.is_tombstone());
             if tombstone && !pure_syn {
@@ -1263,5 +1269,66 @@ mod tests {
 
     fn fill_again(e: &mut Engine, n: u32, rings: &WorkerRings) {
         fill(e, n, HZ + 1, rings);
+    }
+
+    /// Pass 2 must never apply a packet to an entry that an earlier packet of the same
+    /// burst evicted and refilled, although pass 1½ took the packet's lookup hint (and
+    /// any same-flow reuse) before that happened.
+    #[test]
+    fn a_flow_evicted_within_the_burst_is_not_found_through_its_old_slot() {
+        let rings = WorkerRings::new(8, 64, 4096);
+        let mut e = engine(1, 64); // one slot: every new flow evicts the resident one
+        let g = Generator::new(Spec {
+            flows: 2,
+            packets: 2,
+            kind: Kind::Udp,
+            family: Family::V4,
+            size: Size::Min,
+            seed: 3,
+            dst_port: 53,
+        })
+        .unwrap();
+        let (a, b) = (g.frame(0), g.frame(1));
+        let burst = |e: &mut Engine, frames: &[&[u8]], now: u64| {
+            let mut actions = [Action::Forward; MAX_BURST];
+            let mut rsts = RstBuf::new();
+            e.process_burst(0, frames, now, &mut actions, &mut rsts, &rings.events);
+            assert!(actions[..frames.len()]
+                .iter()
+                .all(|&a| a == Action::Forward));
+        };
+        burst(&mut e, &[&a], HZ);
+        assert_eq!(e.counters().flows_created, 1);
+        // A (hinted to slot 0), A again, B (evicts A, takes slot 0), A (its hint and the
+        // previous A's now point at B's entry: must create A anew, evicting B).
+        burst(&mut e, &[&a, &a, &b, &a], HZ + 1);
+        let c = e.counters();
+        assert_eq!((c.flows_created, c.flows_evicted), (3, 2));
+        let tuple = |frame: &[u8]| match wire::parse_frame(frame) {
+            Ok(Parsed::Ip(m)) => Tuple::of(&m),
+            _ => unreachable!("the generator's frames parse"),
+        };
+        let mut ends = Vec::new();
+        while let Some(ev) = rings.events.pop() {
+            if let Event::FlowEnd { record, reason } = ev {
+                assert_eq!(reason, EndReason::Evicted);
+                ends.push((record.tuple, record.pkts[0] + record.pkts[1]));
+            }
+        }
+        assert_eq!(
+            ends,
+            [(tuple(&a), 3), (tuple(&b), 1)],
+            "A ended with its 3 packets, B with its 1"
+        );
+        let mut live = Vec::new();
+        e.shard.scan(0, 1, &mut |_, f| {
+            live.push((f.opener_tuple(), f.pkts(crate::flow::Dir::Orig)));
+            false
+        });
+        assert_eq!(
+            live,
+            [(tuple(&a), 1)],
+            "A anew, holding only the last packet"
+        );
     }
 }
