@@ -268,11 +268,21 @@ impl Engine {
         self.stage_burst(in_port, &frames[..n], &mut actions[..n]);
         // Pass 1½: the buckets prefetched in pass 1 have landed; prefetch the entries they
         // point to so that pass 2's lookups and updates overlap their misses.
-        // The candidate each prefetch found is kept as pass 2's lookup hint.
+        // The candidate each prefetch found is kept as pass 2's lookup hint. Nothing
+        // changes the index during this pass, so a packet with the previous flow packet's
+        // hash (the same flow, as a burst often holds) gets the same candidate: it is
+        // copied, and its lines, just hinted, are not hinted again.
         let Engine { shard, staged, .. } = self;
+        // (A first flow packet whose hash happens to be 0 just goes without candidate and
+        // prefetch: hints only save work, pass 2's lookup is right without one.)
+        let (mut last_hash, mut hint) = (0u64, None);
         for s in staged.iter_mut().take(n) {
             if s.key.is_some() {
-                s.hint = shard.prefetch_flow(s.hash);
+                if s.hash != last_hash {
+                    hint = shard.prefetch_flow(s.hash);
+                    last_hash = s.hash;
+                }
+                s.hint = hint;
             }
         }
         for i in 0..n {
