@@ -287,17 +287,18 @@ impl Engine {
         }
         for i in 0..n {
             let s = &self.staged[i];
-            actions[i] = match (s.path, s.key) {
-                (Path::Flow, Some(key)) => {
-                    let action = self.decide_tracked(i, key, frames[i], now, rsts, events);
+            // The key stays in `staged` (read there by reference, not copied out).
+            actions[i] = match s.path {
+                Path::Flow if s.key.is_some() => {
+                    let action = self.decide_tracked(i, frames[i], now, rsts, events);
                     if self.staged[i].meta.fragment == Fragment::First {
-                        self.record_first_fragment(i, key, action, now)
+                        self.record_first_fragment(i, action, now)
                     } else {
                         action
                     }
                 }
-                (Path::LaterFragment, _) => self.follow_first_fragment(i, now),
-                (Path::IcmpError, _) => self.decide_icmp_error(i, frames[i]),
+                Path::LaterFragment => self.follow_first_fragment(i, now),
+                Path::IcmpError => self.decide_icmp_error(i, frames[i]),
                 _ => continue,
             };
             if let Action::Drop(r) = actions[i] {
@@ -308,21 +309,16 @@ impl Engine {
 
     /// After the first fragment of a datagram was decided: remember the verdict for the
     /// later fragments. A duplicate or malformed first fragment is dropped.
-    fn record_first_fragment(
-        &mut self,
-        i: usize,
-        key: FlowKey,
-        action: Action,
-        now: u64,
-    ) -> Action {
+    fn record_first_fragment(&mut self, i: usize, action: Action, now: u64) -> Action {
         let Staged {
             meta,
+            key,
             swapped,
             hash,
             ..
         } = self.staged[i];
         let forward = action == Action::Forward;
-        let flow = Some((key, swapped, hash));
+        let flow = key.map(|key| (key, swapped, hash));
         let result = self.frags.record_first(&meta, forward, flow, now);
         self.counters.fragments = *self.frags.counters();
         match result {
@@ -473,7 +469,6 @@ impl Engine {
     fn decide_tracked(
         &mut self,
         i: usize,
-        key: FlowKey,
         frame: &[u8],
         now: u64,
         rsts: &mut RstBuf,
@@ -482,11 +477,14 @@ impl Engine {
         // The packet's meta is read in place on the way of an established flow (a copy of
         // it cost 10 instructions a packet); the other ways take `&mut self` and a copy.
         let s = &self.staged[i];
+        let Some(key_ref) = s.key.as_ref() else {
+            return Action::Forward; // unreachable: process_burst sends only keyed packets
+        };
         let (swapped, hash) = (s.swapped, s.hash);
         let pure_syn = s.meta.is_tcp()
             && s.meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
                 == tcp_flags::SYN;
-        let found = self.shard.lookup_hinted(&key, hash, s.hint);
+        let found = self.shard.lookup_hinted(key_ref, hash, s.hint);
         if let Some(id) = found {
             let e = self.shard.entry(id);
             let (state, tombstone) = (e.state(), e.is_tombstone());
@@ -516,7 +514,7 @@ impl Engine {
                 return self.apply_verdict(id, &m, frame, now, rsts);
             }
         }
-        let m = self.staged[i].meta;
+        let (m, key) = (s.meta, *key_ref);
         if let Some(id) = found {
             // The reopening SYN: the closed flow ends first.
             let tombstone = self.shard.entry(id).is_tombstone();
