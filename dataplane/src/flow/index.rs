@@ -93,7 +93,9 @@ impl BucketIndex {
     }
 
     /// The first slab index in the home bucket of `hash` whose tag matches: almost always
-    /// the flow's entry, so it is the one to prefetch before the real lookup.
+    /// the flow's entry, so it is the one to prefetch before the real lookup, and the
+    /// hint [`super::FlowShard::lookup_hinted`] checks first (so the bucket's tags are
+    /// compared once per packet, here, rather than again in [`BucketIndex::find`]).
     #[inline(always)]
     pub(super) fn first_candidate(&self, hash: u64) -> Option<u32> {
         let tag = tag_of(hash);

@@ -14,8 +14,9 @@
 //!
 //! The burst loop is expected to: compute keys and hashes for the burst and call
 //! [`FlowShard::prefetch_bucket`] on each; then [`FlowShard::prefetch_flow`] on each
-//! (the bucket has landed by then); then [`FlowShard::lookup`] and
-//! [`FlowShard::update`] or [`FlowShard::insert`].
+//! (the bucket has landed by then), keeping the candidate it returns; then
+//! [`FlowShard::lookup_hinted`] with that candidate and [`FlowShard::update`] or
+//! [`FlowShard::insert`].
 
 pub mod entry;
 mod index;

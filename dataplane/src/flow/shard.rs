@@ -338,12 +338,15 @@ impl FlowShard {
 
     /// Hint: the flow with `hash` is looked up soon: prefetches both lines of the entry
     /// its home bucket points to (call after [`FlowShard::prefetch_bucket`] had time to
-    /// land; a miss or a tag collision only wastes the hint).
+    /// land; a miss or a tag collision only wastes the hint). Returns that entry's id, the
+    /// candidate to pass to [`FlowShard::lookup_hinted`].
     #[inline]
-    pub fn prefetch_flow(&self, hash: u64) {
-        if let Some(id) = self.index.first_candidate(hash) {
-            self.prefetch_entry(FlowId(id));
+    pub fn prefetch_flow(&self, hash: u64) -> Option<FlowId> {
+        let id = self.index.first_candidate(hash).map(FlowId);
+        if let Some(id) = id {
+            self.prefetch_entry(id);
         }
+        id
     }
 
     /// The flow with `key` (whose hash is `hash`), if present.
@@ -357,6 +360,29 @@ impl FlowShard {
                     .is_some_and(|e| e.key == *key && e.is_live())
             })
             .map(FlowId)
+    }
+
+    /// [`FlowShard::lookup`], trying `hint` first (the candidate
+    /// [`FlowShard::prefetch_flow`] returned earlier in the burst): a hit then costs one
+    /// key compare instead of a second pass over the bucket's tags.
+    ///
+    /// Any hint gives the same answer as `lookup`, however stale (its slot freed, reused
+    /// by another flow, moved in the index by inserts and evictions since): every live
+    /// entry that a flush-all has not detached is in the index, and no two indexed
+    /// entries share a key, so a live, attached entry holding `key` is exactly the one
+    /// `lookup` would find. Anything else falls back to the full lookup.
+    #[inline]
+    pub fn lookup_hinted(&self, key: &FlowKey, hash: u64, hint: Option<FlowId>) -> Option<FlowId> {
+        if let Some(id) = hint {
+            let hit = self
+                .entries
+                .get(id.0 as usize)
+                .is_some_and(|e| e.key == *key && e.is_live() && !self.is_detached(id.0, e));
+            if hit {
+                return Some(id);
+            }
+        }
+        self.lookup(key, hash)
     }
 
     /// Hint: entry `id` (both of its cache lines) and its TCP window are read soon.

@@ -544,3 +544,57 @@ fn out_of_window_segments_do_not_refresh_the_idle_timer() {
     assert_eq!(s.entry(id).last_seen(), 0);
     assert_eq!(s.entry(id).pkts(Dir::Orig), pkts);
 }
+
+#[test]
+fn a_stale_lookup_hint_never_returns_another_flow() {
+    // Capacity 1: the second flow evicts the first and reuses its slot, so the hint taken
+    // for the first flow before that points at the second one's entry.
+    let mut s = FlowShard::new(&cfg(1));
+    let (a, b) = (udp(1), udp(2));
+    let (ka, _) = FlowKey::from_meta(&a, true);
+    let (kb, _) = FlowKey::from_meta(&b, true);
+    let (ha, hb) = (s.hash(&ka), s.hash(&kb));
+    let id_a = add(&mut s, &a, 0).unwrap();
+    let hint = s.prefetch_flow(ha);
+    assert_eq!(hint, Some(id_a));
+    assert_eq!(s.lookup_hinted(&ka, ha, hint), Some(id_a));
+    let id_b = add(&mut s, &b, 1).unwrap();
+    assert_eq!(id_b, id_a, "the slot was reused");
+    assert_eq!(
+        s.lookup_hinted(&ka, ha, hint),
+        None,
+        "stale hint: slot reused"
+    );
+    assert_eq!(s.lookup_hinted(&kb, hb, hint), Some(id_b));
+    // Removed: the slot is free, the hint finds nothing.
+    s.remove(id_b);
+    assert_eq!(
+        s.lookup_hinted(&kb, hb, hint),
+        None,
+        "stale hint: slot freed"
+    );
+    // A hint that is wrong or out of range only costs the full lookup.
+    let mut s = FlowShard::new(&cfg(10));
+    let ha = s.hash(&ka); // a new shard, a new hash key
+    let id_a = add(&mut s, &a, 0).unwrap();
+    let id_b = add(&mut s, &b, 0).unwrap();
+    assert_eq!(s.lookup_hinted(&ka, ha, Some(id_b)), Some(id_a));
+    assert_eq!(s.lookup_hinted(&ka, ha, Some(FlowId(99))), Some(id_a));
+    assert_eq!(s.lookup_hinted(&ka, ha, None), Some(id_a));
+}
+
+#[test]
+fn a_lookup_hint_never_returns_a_detached_flow() {
+    // After a flush-all detaches the index, a hint taken before it must not resurrect the
+    // detached entry (still live in the slab until the walk reaches it).
+    let mut s = FlowShard::new(&cfg(10));
+    let a = udp(1);
+    let (ka, _) = FlowKey::from_meta(&a, true);
+    let ha = s.hash(&ka);
+    let id = add(&mut s, &a, 0).unwrap();
+    let hint = s.prefetch_flow(ha);
+    assert_eq!(hint, Some(id));
+    assert!(s.detach_all(5));
+    assert_eq!(s.lookup(&ka, ha), None);
+    assert_eq!(s.lookup_hinted(&ka, ha, hint), None);
+}
