@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
-use time::OffsetDateTime;
 
 #[derive(Clone, Copy)]
 pub struct Clock {
@@ -71,9 +70,7 @@ const RFC3339_MILLIS: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 fn utc(t: SystemTime, layout: &[BorrowedFormatItem<'_>]) -> String {
-    OffsetDateTime::from(t.max(UNIX_EPOCH))
-        .format(layout)
-        .unwrap_or_default()
+    sigv4::utc(t).format(layout).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -86,6 +83,10 @@ mod tests {
         assert_eq!(eve_timestamp(t), "2021-11-08T18:20:43.324542+0000");
         assert_eq!(rfc3339(t), "2021-11-08T18:20:43.324Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // A stored record may carry any time: clamped to the calendar, never a panic.
+        let far = UNIX_EPOCH + Duration::from_micros(u64::MAX);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(eve_timestamp(far), "9999-12-31T23:59:59.999999+0000");
     }
 
     fn fake_ticks() -> u64 {

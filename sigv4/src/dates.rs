@@ -13,9 +13,17 @@ const AMZ_DATE: &[BorrowedFormatItem<'_>] =
 
 /// `YYYYMMDDTHHMMSSZ`, the SigV4 `X-Amz-Date` format.
 pub fn amz_timestamp(t: SystemTime) -> String {
-    OffsetDateTime::from(t.max(UNIX_EPOCH))
-        .format(AMZ_DATE)
-        .unwrap_or_default()
+    utc(t).format(AMZ_DATE).unwrap_or_default()
+}
+
+/// `t` as a UTC date, clamped to 1970..=9999 (`OffsetDateTime::from(SystemTime)` would
+/// panic past 9999, and a stored record may carry any time).
+pub fn utc(t: SystemTime) -> OffsetDateTime {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i128::try_from(since_epoch.as_nanos())
+        .ok()
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .unwrap_or(PrimitiveDateTime::MAX.assume_utc())
 }
 
 /// Parses the SigV4 `X-Amz-Date` format; `None` unless it is exactly `YYYYMMDDTHHMMSSZ`
@@ -44,6 +52,9 @@ mod tests {
         assert_eq!(amz_timestamp(at(1_440_938_160)), "20150830T123600Z");
         assert_eq!(amz_timestamp(at(0)), "19700101T000000Z");
         assert_eq!(amz_timestamp(at(951_782_400)), "20000229T000000Z");
+        // Beyond the calendar's range: clamped, never a panic.
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 40); // year ~36,800
+        assert_eq!(amz_timestamp(far), "99991231T235959Z");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 mod dates;
 
-pub use dates::{amz_timestamp, parse_amz_timestamp};
+pub use dates::{amz_timestamp, parse_amz_timestamp, utc};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
