@@ -392,7 +392,7 @@ impl Api {
 }
 
 /// An error with its causes ("error sending request: … invalid peer certificate: …").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -241,12 +241,11 @@ impl ZoneClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| self.unreachable(error_chain(&e)))?;
+            .map_err(|e| self.unreachable(ctl::error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.unreachable(format!("reading the answer: {}", error_chain(&e))))?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            self.unreachable(format!("reading the answer: {}", ctl::error_chain(&e)))
+        })?;
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(self.unreachable(format!(
                 "answer of {} bytes is larger than {MAX_ANSWER_BYTES}",
@@ -267,18 +266,6 @@ impl ZoneClient {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| error_chain(&e))
+            .map_err(|e| ctl::error_chain(&e))
     }
-}
-
-/// `e` and its sources, so "error sending request" says *why* (refused, TLS, timeout).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }

@@ -478,7 +478,8 @@ impl Engine {
         // it cost 10 instructions a packet); the other ways take `&mut self` and a copy.
         let s = &self.staged[i];
         let Some(key_ref) = s.key.as_ref() else {
-            return Action::Forward; // unreachable: process_burst sends only keyed packets
+            // Unreachable (process_burst sends only keyed packets); fail closed regardless.
+            return Action::Drop(DropReason::Malformed);
         };
         let (swapped, hash) = (s.swapped, s.hash);
         let pure_syn = s.meta.is_tcp()
