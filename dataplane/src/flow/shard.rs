@@ -686,23 +686,36 @@ impl FlowShard {
         }
         let window = EVICT_WINDOW.min(cap);
         let cursor = self.evict_cursor;
-        self.evict_cursor = ((u64::from(cursor) + u64::from(window)) % u64::from(cap)) as u32;
-        let window_slots =
-            (0..window).map(|i| ((u64::from(cursor) + u64::from(i)) % u64::from(cap)) as u32);
-        let victim = self
-            .index
-            .home_ids(hash)
-            .chain(window_slots)
-            .filter_map(|slot| {
-                let e = self.entries.get(slot as usize)?;
-                if self.is_detached(slot, e) {
-                    return None;
+        // cursor < cap and window <= cap, so one subtraction wraps (no division per slot).
+        let at = |i: u32| {
+            let slot = u64::from(cursor) + u64::from(i);
+            let cap = u64::from(cap);
+            (if slot >= cap { slot - cap } else { slot }) as u32
+        };
+        self.evict_cursor = at(window);
+        // The running best as (rank, last_seen, slot): a plain loop, because this runs for
+        // every new flow into a full table (the appliance's flood case).
+        let mut best: Option<(u8, u64, u32)> = None;
+        let mut consider = |slot: u32| {
+            let Some(e) = self.entries.get(slot as usize) else {
+                return; // NO_ID: an empty place in the home bucket
+            };
+            if self.is_detached(slot, e) {
+                return;
+            }
+            if let Some(rank) = self.evict_rank(e, now) {
+                if best.is_none_or(|(r, seen, _)| rank < r || (rank == r && e.last_seen < seen)) {
+                    best = Some((rank, e.last_seen, slot));
                 }
-                Some((slot, self.evict_rank(e, now)?, e.last_seen))
-            })
-            .min_by_key(|&(_, rank, last_seen)| (rank, last_seen))
-            .map(|(slot, _, _)| slot)
-            .ok_or(TableFull)?;
+            }
+        };
+        for &slot in self.index.home_ids(hash) {
+            consider(slot);
+        }
+        for i in 0..window {
+            consider(at(i));
+        }
+        let (_, _, victim) = best.ok_or(TableFull)?;
         let e = self.remove_slot(victim);
         on_evict(&e);
         self.pop_free().ok_or(TableFull)

@@ -31,6 +31,7 @@ use crate::flow::{
     EndReason, FlowEntry, FlowId, FlowKey, FlowShard, FlowState, Prefetcher, ShardConfig,
 };
 use crate::fragments::{Follow, FragConfig, FragmentTracker};
+use crate::ops::FlowMatch;
 use crate::packet::{proto, tcp_flags, Fragment, PacketMeta, Parsed, Tuple, Verdict};
 use crate::policy::{CompiledPolicy, StatelessAction, StreamException, NO_RULE};
 use crate::wire::{self, build};
@@ -1026,12 +1027,13 @@ impl Engine {
         let started_at = scan.started_at;
         let op = scan.req.op;
         let filter = &scan.req.filter;
+        let every = filter.selects_every_active_flow();
         let mut matched = 0u64;
         let mut scanned = 0u64;
         let next = shard.scan(scan.cursor, SCAN_CHUNK, &mut |_, e: &FlowEntry| {
             scanned += 1;
             // Flows created after the operation started are not part of it.
-            if e.first_seen() > started_at || !filter.matches(e, now, policy) {
+            if e.first_seen() > started_at || !selects(filter, every, e, now, policy) {
                 return false;
             }
             matched += 1;
@@ -1074,11 +1076,12 @@ impl Engine {
         let worker = cfg.worker;
         let op = scan.req.op;
         let filter = &scan.req.filter;
+        let every = filter.selects_every_active_flow();
         let mut matched = 0u64;
         let mut scanned = 0u64;
         let left = shard.drain_detached(SCAN_CHUNK, &mut |e: &FlowEntry, superseded| {
-            let record = FlowRecord::of(e, worker, now);
             if superseded {
+                let record = FlowRecord::of(e, worker, now);
                 // A closed flow the flush kept, whose 5-tuple was reused meanwhile: it
                 // ends as a closed flow reused by a new connection does.
                 counters.flows_closed += 1;
@@ -1095,11 +1098,12 @@ impl Engine {
                 return false;
             }
             scanned += 1;
-            if !filter.matches(e, now, policy) {
+            if !selects(filter, every, e, now, policy) {
                 return false;
             }
             matched += 1;
             counters.flows_flushed += 1;
+            let record = FlowRecord::of(e, worker, now);
             // Room was checked by the caller: this ring has one producer (us).
             let _ = rings.replies.push(Reply::ScanFlow {
                 op,
@@ -1138,6 +1142,24 @@ impl Engine {
             }
         });
         self.counters.flows_active = 0;
+    }
+}
+
+/// Whether an operation selects `e`. `every` is `filter.selects_every_active_flow()`,
+/// taken once per chunk: then being active is the whole test, which spares a flush-all or
+/// a capture of everything the per-flow filter walk (a third of its cost per flow).
+#[inline]
+fn selects(
+    filter: &FlowMatch,
+    every: bool,
+    e: &FlowEntry,
+    now: u64,
+    policy: &CompiledPolicy,
+) -> bool {
+    if every {
+        e.state().is_active()
+    } else {
+        filter.matches(e, now, policy)
     }
 }
 
