@@ -188,6 +188,8 @@ if [ -z "${FLOWGATE_BIN:-}" ] || [ -z "${FLOWGATE_GEN_BIN:-}" ]; then
     FLOWGATE_GEN_BIN="${FLOWGATE_GEN_BIN:-$TARGET/release/flowgate-gen}"
 fi
 [ -x "$FLOWGATE_BIN" ] && [ -x "$FLOWGATE_GEN_BIN" ] || die "missing $FLOWGATE_BIN or $FLOWGATE_GEN_BIN"
+# Flowgate runs from its own work directory: relative paths must not change meaning there.
+FLOWGATE_BIN=$(realpath "$FLOWGATE_BIN"); FLOWGATE_GEN_BIN=$(realpath "$FLOWGATE_GEN_BIN")
 
 # ---------------------------------------------------------------- traffic
 log "generating pcaps (flowgate-gen)"

@@ -64,6 +64,49 @@ pub fn rfc3339(t: SystemTime) -> String {
     utc(t, RFC3339_MILLIS)
 }
 
+/// EVE timestamps for a stream of nearby instants (a flush of a million flows logs two
+/// million records within seconds): the date and time of day come from `time` once per
+/// second, only the microseconds are written per call. Same text as [`eve_timestamp`].
+#[derive(Debug, Default)]
+pub struct EveStamps {
+    second: Option<u64>,
+    /// `2021-11-08T18:20:43` of `second`.
+    prefix: String,
+}
+
+impl EveStamps {
+    pub fn format(&mut self, t: SystemTime) -> String {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let second = since.as_secs();
+        if second >= LAST_EVE_SECOND {
+            return eve_timestamp(t); // clamped to year 9999 there
+        }
+        if self.second != Some(second) {
+            self.prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
+            self.second = Some(second);
+        }
+        let micros = since.subsec_micros();
+        let mut out = String::with_capacity(self.prefix.len() + 13);
+        out.push_str(&self.prefix);
+        // `{:06}`, without the formatting machinery: this runs twice per logged flow.
+        let mut digits = [b'0'; 6];
+        let mut n = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.push('.');
+        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+        out.push_str("+0000");
+        out
+    }
+}
+
+/// 10000-01-01T00:00:00Z: later instants clamp (see `sigv4::utc`).
+const LAST_EVE_SECOND: u64 = 253_402_300_800;
+
+const EVE_SECONDS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 const EVE: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000");
 const RFC3339_MILLIS: &[BorrowedFormatItem<'_>] =
@@ -87,6 +130,24 @@ mod tests {
         let far = UNIX_EPOCH + Duration::from_micros(u64::MAX);
         assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
         assert_eq!(eve_timestamp(far), "9999-12-31T23:59:59.999999+0000");
+    }
+
+    #[test]
+    fn cached_eve_stamps_equal_eve_timestamp() {
+        let mut stamps = EveStamps::default();
+        let base = UNIX_EPOCH + Duration::from_micros(1_636_395_643_999_990);
+        // Within a second, across the boundary, back in time, and the clamped ends.
+        let mut instants: Vec<SystemTime> = (0..40)
+            .map(|i| base + Duration::from_micros(i * 7))
+            .chain([base - Duration::from_secs(86_400), base, UNIX_EPOCH])
+            .collect();
+        instants.push(UNIX_EPOCH - Duration::from_secs(5));
+        instants.push(UNIX_EPOCH + Duration::from_micros(u64::MAX));
+        instants.push(UNIX_EPOCH + Duration::from_secs(LAST_EVE_SECOND - 1));
+        instants.push(UNIX_EPOCH + Duration::from_micros(5));
+        for t in instants {
+            assert_eq!(stamps.format(t), eve_timestamp(t), "{t:?}");
+        }
     }
 
     fn fake_ticks() -> u64 {

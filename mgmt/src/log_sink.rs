@@ -10,7 +10,7 @@ use std::time::Duration;
 use dataplane::policy::NO_RULE;
 use dataplane::worker::Event;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, EveStamps};
 use crate::config::Config;
 use crate::log_queue::{LogQueue, Taken};
 use crate::logs::{alert_record, write_netflow, Envelope, LineWriter, NetflowTimes, RateLimit};
@@ -22,6 +22,8 @@ struct Files {
     alert_limit: RateLimit,
     flow_records: u64,
     alert_records: u64,
+    /// Flow records' times, formatted once per second of the clock.
+    stamps: EveStamps,
 }
 
 /// What the sinks have done, for `/metrics`.
@@ -62,6 +64,7 @@ impl LogSinks {
                 alert_limit: RateLimit::new(cfg.logging.alert_rate_limit_per_sec),
                 flow_records: 0,
                 alert_records: 0,
+                stamps: EveStamps::default(),
             }),
             queue: LogQueue::new(cfg.logging.queue_records, cfg.logging.flush_queue_records),
             envelope: Envelope::new(&cfg.appliance.firewall_name, &cfg.appliance.zone),
@@ -94,8 +97,9 @@ impl LogSinks {
         for ev in events {
             match ev {
                 Event::FlowEnd { record, reason } => {
-                    if let Some(w) = f.flow.as_mut() {
-                        let times = NetflowTimes::of(clock, &record);
+                    let Files { flow, stamps, .. } = &mut *f;
+                    if let Some(w) = flow.as_mut() {
+                        let times = NetflowTimes::of(clock, stamps, &record);
                         for d in 0..2 {
                             w.write_with(|out| {
                                 write_netflow(

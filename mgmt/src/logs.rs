@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::clock::{eve_timestamp, Clock};
+use crate::clock::{eve_timestamp, Clock, EveStamps};
 use crate::config::LogTarget;
 use dataplane::flow::EndReason;
 use dataplane::packet::{addr_to_ip, proto};
@@ -195,11 +195,11 @@ pub struct NetflowTimes {
 }
 
 impl NetflowTimes {
-    pub fn of(clock: &Clock, r: &FlowRecord) -> NetflowTimes {
+    pub fn of(clock: &Clock, stamps: &mut EveStamps, r: &FlowRecord) -> NetflowTimes {
         let (start, end) = (clock.wall(r.first_seen), clock.wall(r.last_seen));
         NetflowTimes {
-            start: eve_timestamp(start),
-            end: eve_timestamp(end),
+            start: stamps.format(start),
+            end: stamps.format(end),
             end_secs: crate::clock::unix_secs(end) as u64,
         }
     }
@@ -449,7 +449,7 @@ mod tests {
             worker: 1,
             flow_id: 42,
         };
-        let times = NetflowTimes::of(&clock, &r);
+        let times = NetflowTimes::of(&clock, &mut EveStamps::default(), &r);
         let line = |d| {
             let mut out = Vec::new();
             write_netflow(&mut out, &env, &clock, &times, &r, EndReason::Flushed, d);
