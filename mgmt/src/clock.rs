@@ -67,11 +67,11 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// EVE timestamps for a stream of nearby instants (a flush of a million flows logs two
 /// million records within seconds): the date and time of day come from `time` once per
 /// second, only the microseconds are written per call. Same text as [`eve_timestamp`].
+/// A few seconds are kept, because a flow record's start and end alternate between them.
 #[derive(Debug, Default)]
 pub struct EveStamps {
-    second: Option<u64>,
-    /// `2021-11-08T18:20:43` of `second`.
-    prefix: String,
+    /// `(second, "2021-11-08T18:20:43")`, indexed by the second modulo their count.
+    seconds: [Option<(u64, String)>; 4],
 }
 
 impl EveStamps {
@@ -81,16 +81,22 @@ impl EveStamps {
         if second >= LAST_EVE_SECOND {
             return eve_timestamp(t); // clamped to year 9999 there
         }
-        if self.second != Some(second) {
-            self.prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
-            self.second = Some(second);
-        }
-        let micros = since.subsec_micros();
-        let mut out = String::with_capacity(self.prefix.len() + 13);
-        out.push_str(&self.prefix);
+        let n = self.seconds.len() as u64;
+        let Some(cached) = self.seconds.get_mut((second % n) as usize) else {
+            return eve_timestamp(t);
+        };
+        let prefix = match cached {
+            Some((s, prefix)) if *s == second => prefix,
+            _ => {
+                let prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
+                &mut cached.insert((second, prefix)).1
+            }
+        };
+        let mut out = String::with_capacity(prefix.len() + 12);
+        out.push_str(prefix);
         // `{:06}`, without the formatting machinery: this runs twice per logged flow.
         let mut digits = [b'0'; 6];
-        let mut n = micros;
+        let mut n = since.subsec_micros();
         for d in digits.iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
             n /= 10;
@@ -140,6 +146,8 @@ mod tests {
         let mut instants: Vec<SystemTime> = (0..40)
             .map(|i| base + Duration::from_micros(i * 7))
             .chain([base - Duration::from_secs(86_400), base, UNIX_EPOCH])
+            // Seconds that share a cache place (4 apart), alternating.
+            .chain((0..6).map(|i| base + Duration::from_secs(4 * (i % 2))))
             .collect();
         instants.push(UNIX_EPOCH - Duration::from_secs(5));
         instants.push(UNIX_EPOCH + Duration::from_micros(u64::MAX));

@@ -276,7 +276,11 @@ pub fn write_netflow(
     });
     if r.tuple.proto == proto::TCP {
         let flags = r.tcp_flags[d];
-        let _ = write!(out, ",\"tcp\":{{\"tcp_flags\":\"{flags:02x}\"");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(b",\"tcp\":{\"tcp_flags\":\"");
+        out.push(HEX[usize::from(flags >> 4)]);
+        out.push(HEX[usize::from(flags & 0xf)]);
+        out.push(b'"');
         for (bit, name) in TCP_FLAG_NAMES {
             if flags & bit != 0 {
                 out.extend_from_slice(b",\"");
