@@ -27,6 +27,8 @@ done
 [ "$(id -u)" -eq 0 ] || die "scripts/bench-api.sh needs root (DPDK EAL)"
 ensure_packages wrk curl python3
 [ -n "${FLOWGATE_BIN:-}" ] || build_release
+# flowgate runs from the work directory: a relative path must not change meaning there.
+FLOWGATE_BIN=$(realpath "$FLOWGATE_BIN")
 
 WORK="$(mktemp -d /tmp/fg-bench-api.XXXXXX)"
 PREFIX="fgb-api-$$"
