@@ -310,6 +310,10 @@ fn run_with_eal(
             eprintln!("flowgate: background thread keeps normal priority ({e})");
         }
     });
+    mgmt::background::set_results_prefault(|spare| {
+        // Best effort: without it the first large operation faults its pages in.
+        let _ = dpdk_bindings::prefault(spare);
+    });
     let app = App::new(AppParts {
         cfg: cfg.clone(),
         control: Arc::clone(&control),

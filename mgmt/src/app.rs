@@ -214,6 +214,15 @@ impl Sink for App {
                 }),
                 _ => None,
             }));
+        // During a scan its replies are all there is: they go to the operation manager
+        // straight from the batch, without another copy.
+        if replies
+            .iter()
+            .all(|r| matches!(r, Reply::ScanFlow { .. } | Reply::ScanDone { .. }))
+        {
+            self.ops.on_replies(worker, &mut replies.drain(..));
+            return;
+        }
         let mut scan = Vec::with_capacity(replies.len());
         for r in replies.drain(..) {
             match r {

@@ -427,8 +427,9 @@ pub struct Logging {
     /// at most: beyond it they are dropped and counted, so memory stays flat under floods.
     pub queue_records: usize,
     /// Records a flush may queue at most (~150 bytes each, only while a flush's records
-    /// are being written); beyond it the flush waits for the writer, never drops.
-    pub flush_queue_records: usize,
+    /// are being written); beyond it the flush waits for the writer, never drops. Unset:
+    /// twice the flow table's capacity ([`Config::flush_queue_records`]).
+    pub flush_queue_records: Option<usize>,
 }
 
 impl Default for Logging {
@@ -441,7 +442,7 @@ impl Default for Logging {
             keep_files: 4,
             alert_rate_limit_per_sec: 1000,
             queue_records: 65_536,
-            flush_queue_records: 1 << 20,
+            flush_queue_records: None,
         }
     }
 }
@@ -518,6 +519,18 @@ impl Config {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// How many flushed flows' records may wait for the log writer (see
+    /// [`Logging::flush_queue_records`]). By default twice the whole flow table: a flush
+    /// of every flow completes at scan speed even while an earlier flush's records are
+    /// still being written, since the writer (two lines per flow, on the management core)
+    /// is slower than a scan.
+    pub fn flush_queue_records(&self) -> usize {
+        self.logging.flush_queue_records.unwrap_or_else(|| {
+            let flows = self.flow_table.capacity_per_worker as usize * self.workers.lcores.len();
+            flows.saturating_mul(2)
+        })
     }
 
     fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
@@ -745,7 +758,7 @@ impl Config {
         if l.max_file_bytes < 4096 {
             return Err(self.err("logging.max_file_bytes", "must be at least 4096"));
         }
-        if l.queue_records == 0 || l.flush_queue_records == 0 {
+        if l.queue_records == 0 || l.flush_queue_records == Some(0) {
             return Err(self.err(
                 "logging",
                 "queue_records and flush_queue_records must be > 0",
@@ -893,6 +906,22 @@ auth = "none"
         );
     }
 
+    #[test]
+    fn flush_queue_defaults_to_twice_the_flow_table() {
+        let c = Config::from_str(
+            &MINIMAL.replace("lcores = [1]", "lcores = [1, 2]"),
+            Path::new("fw.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.flush_queue_records(), 2 * 2 * (1 << 20));
+        let c = Config::from_str(
+            &format!("{MINIMAL}\n[logging]\nflush_queue_records = 5000\n"),
+            Path::new("fw.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.flush_queue_records(), 5000);
+    }
+
     fn err_of(text: &str) -> String {
         Config::from_str(text, Path::new("fw.toml"))
             .unwrap_err()
@@ -985,6 +1014,7 @@ auth = "none"
             ),
             ("[logging]\nmax_file_bytes = 0", "logging.max_file_bytes"),
             ("[logging]\nqueue_records = 0", "queue_records"),
+            ("[logging]\nflush_queue_records = 0", "flush_queue_records"),
             (
                 "[operations]\nhistory_retention_seconds = 0",
                 "history_retention_seconds",

@@ -66,7 +66,7 @@ impl LogSinks {
                 alert_records: 0,
                 stamps: EveStamps::default(),
             }),
-            queue: LogQueue::new(cfg.logging.queue_records, cfg.logging.flush_queue_records),
+            queue: LogQueue::new(cfg.logging.queue_records, cfg.flush_queue_records()),
             envelope: Envelope::new(&cfg.appliance.firewall_name, &cfg.appliance.zone),
         })
     }

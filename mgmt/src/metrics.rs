@@ -211,6 +211,12 @@ const WORKER_METRICS: &[WorkerDef] = &[
         |c| c.events_dropped as f64,
     ),
     (
+        "flowgate_scan_stalls_total",
+        "Poll loops in which a capture or flush waited because its reply ring was full (the management side is the bound)",
+        C,
+        |c| c.scan_stalls as f64,
+    ),
+    (
         "flowgate_worker_policy_epoch",
         "Policy epoch the worker runs",
         G,

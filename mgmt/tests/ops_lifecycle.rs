@@ -299,6 +299,27 @@ fn results_and_history_page_with_opaque_tokens() {
     ));
 }
 
+/// Result buffers are reused once their set leaves the memory cache: every operation
+/// still reads back its own results (older ones from disk), never a later operation's.
+#[test]
+fn reused_result_buffers_never_mix_operations() {
+    let h = Harness::new("reuse", 1, "");
+    let ports = |id: &str| -> Vec<u16> {
+        let (page, _) = h.ops.results(id, 100, None).unwrap();
+        page.flows.iter().map(|f| f.src_port).collect()
+    };
+    let mut ids = Vec::new();
+    for n in [5u16, 3, 7, 2, 6, 1] {
+        let id = run_to_completion(&h, capture(), n);
+        // Read while cached, so the set is held and then released.
+        assert_eq!(ports(&id), (40000..40000 + n).collect::<Vec<_>>());
+        ids.push((id, n));
+    }
+    for (id, n) in &ids {
+        assert_eq!(ports(id), (40000..40000 + n).collect::<Vec<_>>(), "{id}");
+    }
+}
+
 #[test]
 fn operations_are_purged_after_the_retention_period() {
     let h = Harness::new("purge", 1, "history_retention_seconds = 1");

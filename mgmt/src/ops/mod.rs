@@ -187,6 +187,11 @@ struct State {
     running: Option<Running>,
     /// Operations whose results are cached in memory, most recently used last.
     cached: VecDeque<String>,
+    /// A result buffer to fill next: reserved and faulted in at start for the largest
+    /// scan the table allows, and afterwards the buffer of a result set dropped from the
+    /// cache. Faulting in ~140 MB of fresh pages while a million results stream in was
+    /// most of the collector's time, and the collector paces every scan.
+    spare_results: Option<Vec<FlowRecord>>,
     counters: Counters,
 }
 
@@ -243,6 +248,10 @@ impl OpsManager {
             }
             history.insert(op.id.clone(), Entry { op, results: None });
         }
+        let table_flows = (cfg.flow_table.capacity_per_worker as usize)
+            .saturating_mul(cfg.workers.lcores.len().max(1));
+        let mut spare_results = Vec::with_capacity(cfg.operations.result_cap.min(table_flows));
+        crate::background::prefault_results(spare_results.spare_capacity_mut());
         Ok(Arc::new(OpsManager {
             control,
             clock,
@@ -256,6 +265,7 @@ impl OpsManager {
                 history,
                 running: None,
                 cached: VecDeque::new(),
+                spare_results: Some(spare_results),
                 counters: Counters {
                     started: [0; 2],
                     completed: [[0; 4]; 2],
@@ -282,6 +292,15 @@ impl OpsManager {
         let filter = validate::compile(&req, self.clock.ticks_per_sec)?;
         let kind = req.kind;
         let workers = self.control.workers();
+        // Room for every flow the table holds now (capped): the collector then appends
+        // a large scan's results without reallocating and copying them as they stream in.
+        let expected = self
+            .control
+            .views()
+            .iter()
+            .map(|v| usize::try_from(v.counters.flows_active).unwrap_or(usize::MAX))
+            .fold(0usize, usize::saturating_add)
+            .min(self.result_cap);
         let (id, seq) = {
             let mut st = self.lock();
             if let Some(r) = &st.running {
@@ -297,6 +316,8 @@ impl OpsManager {
                 }
             };
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let mut results = st.spare_results.take().unwrap_or_default();
+            results.reserve(expected);
             let op = Operation {
                 id: id.clone(),
                 kind,
@@ -331,7 +352,7 @@ impl OpsManager {
                 kind,
                 started,
                 deadline: started + self.worker_timeout,
-                results: Vec::new(),
+                results,
                 persisted: 0,
                 matched: 0,
                 cap_hit: false,
@@ -613,8 +634,17 @@ impl OpsManager {
         st.cached.push_back(id.to_string());
         while st.cached.len() > CACHED_RESULT_SETS {
             if let Some(old) = st.cached.pop_front() {
-                if let Some(e) = st.history.get_mut(&old) {
-                    e.results = None;
+                let dropped = st.history.get_mut(&old).and_then(|e| e.results.take());
+                // Unless a reader still holds it, its buffer is the next operation's.
+                if let Some(Ok(ResultSet::Records(mut buf))) = dropped.map(Arc::try_unwrap) {
+                    if st
+                        .spare_results
+                        .as_ref()
+                        .is_none_or(|s| s.capacity() < buf.capacity())
+                    {
+                        buf.clear();
+                        st.spare_results = Some(buf);
+                    }
                 }
             }
         }
