@@ -135,7 +135,15 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
         .iter()
         .find_map(|a| a.strip_prefix("--file-prefix="))
         .map(str::to_string);
-    let eal = Eal::init(&argv).map_err(|e| format!("EAL init failed ({}): {e}", argv.join(" ")))?;
+    let eal = Eal::init(&argv).map_err(|e| {
+        // EAL made its runtime directory before it failed; the one of the prefix generated
+        // for this process is nobody else's.
+        let generated = mgmt::config::generated_file_prefix();
+        if prefix.as_deref() == Some(generated.as_str()) {
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{generated}"));
+        }
+        format!("EAL init failed ({}): {e}", argv.join(" "))
+    })?;
     let resources = resources.ok_or("resources not opened")?;
     resources.after_reload(policy.last_error().is_none());
     let result = run_with_eal(&eal, cfg, policy, resources);

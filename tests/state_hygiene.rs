@@ -138,3 +138,41 @@ fn planted_history_ids_are_never_paths_and_corrupt_results_are_internal_errors()
     assert!(body.contains("InternalServerError"), "{body}");
     assert!(body.contains("0 of 3 records intact"), "{body}");
 }
+
+/// DPDK makes its runtime directory (`/var/run/dpdk/<prefix>`) before it can fail: an
+/// appliance whose EAL does not start (here a vdev no driver claims) must not leave the
+/// one of its generated prefix behind, or every failed start adds a directory.
+#[test]
+fn a_failed_eal_start_leaves_no_runtime_directory() {
+    require_root();
+    let dir = TempDir::new("eal-fail");
+    std::fs::write(
+        dir.path("policy.toml"),
+        "[stateful]\nrule_order = \"default_action_order\"\n",
+    )
+    .unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let cfg = config(&dir, &api)
+        .replace("net_pcap0,rx_pcap", "net_nosuchdriver0,rx_pcap")
+        .replace("\"net_pcap0\"", "\"net_nosuchdriver0\"");
+    let mut cfg = cfg;
+    cfg.push_str(&tls_section());
+    std::fs::write(dir.path("flowgate.toml"), &cfg).unwrap();
+    let child = std::process::Command::new(flowgate_bin())
+        .arg("--config")
+        .arg(dir.path("flowgate.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flowgate");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with a bogus vdev:\n{stderr}"
+    );
+    assert!(stderr.contains("EAL init failed"), "{stderr}");
+    let runtime = std::path::PathBuf::from(format!("/var/run/dpdk/flowgate-{pid}"));
+    assert!(!runtime.exists(), "{} left behind", runtime.display());
+}

@@ -428,9 +428,13 @@ pub struct Logging {
     pub queue_records: usize,
     /// Records a flush may queue at most (~150 bytes each, only while a flush's records
     /// are being written); beyond it the flush waits for the writer, never drops. Unset:
-    /// twice the flow table's capacity ([`Config::flush_queue_records`]).
+    /// twice the flow table's capacity, capped ([`Config::flush_queue_records`]).
     pub flush_queue_records: Option<usize>,
 }
+
+/// The default flush queue's bound at most (~600 MB of queued records at worst, and only
+/// while a flush's records wait): beyond it a flush runs at the log writer's pace.
+pub const FLUSH_QUEUE_DEFAULT_MAX: usize = 1 << 22;
 
 impl Default for Logging {
     fn default() -> Self {
@@ -521,15 +525,23 @@ impl Config {
         Ok(cfg)
     }
 
-    /// How many flushed flows' records may wait for the log writer (see
-    /// [`Logging::flush_queue_records`]). By default twice the whole flow table: a flush
-    /// of every flow completes at scan speed even while an earlier flush's records are
-    /// still being written, since the writer (two lines per flow, on the management core)
-    /// is slower than a scan.
+    /// Flows the whole flow table holds (all workers).
+    pub fn table_flows(&self) -> usize {
+        (self.flow_table.capacity_per_worker as usize).saturating_mul(self.workers.lcores.len())
+    }
+
+    /// How many records may wait for the log writer while a flush's records are queued
+    /// (see [`Logging::flush_queue_records`]). By default twice the whole flow table, up
+    /// to [`FLUSH_QUEUE_DEFAULT_MAX`], plus the traffic records' own bound (they share the
+    /// queue): a flush of every flow completes at scan speed even while an earlier
+    /// flush's records are still being written, since the writer (two lines per flow, on
+    /// the management core) is slower than a scan.
     pub fn flush_queue_records(&self) -> usize {
         self.logging.flush_queue_records.unwrap_or_else(|| {
-            let flows = self.flow_table.capacity_per_worker as usize * self.workers.lcores.len();
-            flows.saturating_mul(2)
+            self.table_flows()
+                .saturating_mul(2)
+                .min(FLUSH_QUEUE_DEFAULT_MAX)
+                .saturating_add(self.logging.queue_records)
         })
     }
 
@@ -817,7 +829,7 @@ impl Config {
         let mut argv = vec!["flowgate".to_string()];
         argv.extend(self.eal.args.iter().cloned());
         if !self.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
-            argv.push(format!("--file-prefix=flowgate-{}", std::process::id()));
+            argv.push(format!("--file-prefix={}", generated_file_prefix()));
         }
         argv
     }
@@ -869,6 +881,12 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// The EAL `--file-prefix` this process uses unless the config gives one: unique per
+/// process, so appliances on one host never share DPDK runtime state.
+pub fn generated_file_prefix() -> String {
+    format!("flowgate-{}", std::process::id())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,7 +931,13 @@ auth = "none"
             Path::new("fw.toml"),
         )
         .unwrap();
-        assert_eq!(c.flush_queue_records(), 2 * 2 * (1 << 20));
+        assert_eq!(c.flush_queue_records(), 2 * 2 * (1 << 20) + 65_536);
+        let c = Config::from_str(
+            &format!("{MINIMAL}\n[flow_table]\ncapacity_per_worker = 67108864\n"),
+            Path::new("fw.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.flush_queue_records(), FLUSH_QUEUE_DEFAULT_MAX + 65_536);
         let c = Config::from_str(
             &format!("{MINIMAL}\n[logging]\nflush_queue_records = 5000\n"),
             Path::new("fw.toml"),

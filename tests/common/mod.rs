@@ -87,6 +87,8 @@ pub struct Appliance {
     pub child: Option<Child>,
     pub api: String,
     pub log: PathBuf,
+    /// The process started, also after a test took `child` to kill it itself.
+    pid: u32,
 }
 
 /// The TLS material every test appliance serves its API with: a leaf for `localhost`,
@@ -263,6 +265,7 @@ impl Appliance {
             .spawn()
             .expect("spawn flowgate");
         let mut a = Appliance {
+            pid: child.id(),
             child: Some(child),
             api: api.to_string(),
             log,
@@ -346,6 +349,9 @@ impl Drop for Appliance {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // The EAL runtime directory of the prefix the appliance generated: it removes it on
+        // a clean exit, but not when killed (tests kill it on purpose).
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/flowgate-{}", self.pid));
     }
 }
 

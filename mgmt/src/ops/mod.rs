@@ -38,6 +38,12 @@ const SEND_WAIT: Duration = Duration::from_millis(200);
 const APPEND_BATCH: usize = 8192;
 /// Completed operations whose results stay in memory (others are re-read from disk).
 const CACHED_RESULT_SETS: usize = 2;
+/// The result buffer reserved and faulted in at start holds this many records at most
+/// (~140 MB); larger operations grow their buffer as results arrive.
+const PREFAULTED_RESULTS_MAX: usize = 1 << 20;
+/// A finished operation whose results fill less than 1/8 of a buffer at least this large
+/// keeps a right-sized copy, and the buffer goes back to be the spare.
+const RIGHT_SIZE_FROM: usize = 4096;
 /// Upper bounds (seconds) of the operation-duration histogram buckets.
 pub const DURATION_BUCKETS: [f64; 11] =
     [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -209,6 +215,27 @@ pub struct OpsManager {
     state: Mutex<State>,
 }
 
+/// Keeps `buf` (emptied) as the next operation's result buffer if it is larger than the
+/// spare already kept.
+fn offer_spare<T>(spare: &mut Option<Vec<T>>, mut buf: Vec<T>) {
+    if spare.as_ref().is_none_or(|s| s.capacity() < buf.capacity()) {
+        buf.clear();
+        *spare = Some(buf);
+    }
+}
+
+/// What a finished operation's result set keeps: a few results in a large buffer (the one
+/// reserved at start) are copied to their size and the buffer is offered back as the
+/// spare, so a small capture never pins the reservation in the cache.
+fn right_size<T: Clone>(spare: &mut Option<Vec<T>>, results: Vec<T>) -> Vec<T> {
+    if results.capacity() < RIGHT_SIZE_FROM || results.len() >= results.capacity() / 8 {
+        return results;
+    }
+    let kept = results.to_vec();
+    offer_spare(spare, results);
+    kept
+}
+
 impl OpsManager {
     /// Loads history from `<state_dir>/operations/`, marks operations that were IN_PROGRESS
     /// when the appliance died as FAILED (no results) or COMPLETED_WITH_ERRORS (partial
@@ -248,10 +275,16 @@ impl OpsManager {
             }
             history.insert(op.id.clone(), Entry { op, results: None });
         }
-        let table_flows = (cfg.flow_table.capacity_per_worker as usize)
-            .saturating_mul(cfg.workers.lcores.len().max(1));
-        let mut spare_results = Vec::with_capacity(cfg.operations.result_cap.min(table_flows));
-        crate::background::prefault_results(spare_results.spare_capacity_mut());
+        let mut spare_results = Vec::new();
+        let reserve = cfg
+            .operations
+            .result_cap
+            .min(cfg.table_flows())
+            .min(PREFAULTED_RESULTS_MAX);
+        // Best effort: without it results fault their pages in as they arrive.
+        if spare_results.try_reserve_exact(reserve).is_ok() {
+            crate::background::prefault_results(spare_results.spare_capacity_mut());
+        }
         Ok(Arc::new(OpsManager {
             control,
             clock,
@@ -317,7 +350,8 @@ impl OpsManager {
             };
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
             let mut results = st.spare_results.take().unwrap_or_default();
-            results.reserve(expected);
+            // Best effort too: a huge reservation refused leaves the vector to grow.
+            let _ = results.try_reserve(expected);
             let op = Operation {
                 id: id.clone(),
                 kind,
@@ -621,7 +655,8 @@ impl OpsManager {
             .append_records(&run.id, run.results[run.persisted..].to_vec(), self.clock);
         self.store.seal(&run.id);
         self.store.save(op);
-        entry.results = Some(Arc::new(ResultSet::Records(run.results)));
+        let results = right_size(&mut st.spare_results, run.results);
+        entry.results = Some(Arc::new(ResultSet::Records(results)));
         let k = kind_index(run.kind);
         st.counters.completed[k][status_index(status)] += 1;
         st.counters.durations[k].observe(run.started.elapsed().as_secs_f64());
@@ -636,15 +671,8 @@ impl OpsManager {
             if let Some(old) = st.cached.pop_front() {
                 let dropped = st.history.get_mut(&old).and_then(|e| e.results.take());
                 // Unless a reader still holds it, its buffer is the next operation's.
-                if let Some(Ok(ResultSet::Records(mut buf))) = dropped.map(Arc::try_unwrap) {
-                    if st
-                        .spare_results
-                        .as_ref()
-                        .is_none_or(|s| s.capacity() < buf.capacity())
-                    {
-                        buf.clear();
-                        st.spare_results = Some(buf);
-                    }
+                if let Some(Ok(ResultSet::Records(buf))) = dropped.map(Arc::try_unwrap) {
+                    offer_spare(&mut st.spare_results, buf);
                 }
             }
         }
@@ -953,6 +981,31 @@ fn mark_interrupted(op: &mut Operation, partial: u64, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_result_set_gives_its_large_buffer_back() {
+        let mut spare: Option<Vec<u64>> = None;
+        let mut big = Vec::with_capacity(100_000);
+        big.extend(0..10u64);
+        let kept = right_size(&mut spare, big);
+        assert_eq!(kept, (0..10).collect::<Vec<_>>());
+        assert!(kept.capacity() < 100, "{}", kept.capacity());
+        let s = spare.as_ref().unwrap();
+        assert!(s.is_empty() && s.capacity() >= 100_000);
+        // A buffer mostly used is kept as it is; the spare stays.
+        let mut full = Vec::with_capacity(50_000);
+        full.extend(0..40_000u64);
+        let ptr = full.as_ptr();
+        let kept = right_size(&mut spare, full);
+        assert_eq!((kept.as_ptr(), kept.len()), (ptr, 40_000));
+        assert!(spare.as_ref().unwrap().capacity() >= 100_000);
+        // Only a larger buffer replaces the spare, and it is emptied.
+        offer_spare(&mut spare, vec![7u64; 10]);
+        assert!(spare.as_ref().unwrap().capacity() >= 100_000);
+        offer_spare(&mut spare, vec![7u64; 200_000]);
+        let s = spare.unwrap();
+        assert!(s.is_empty() && s.capacity() >= 200_000);
+    }
 
     #[test]
     fn operation_id_pattern() {
