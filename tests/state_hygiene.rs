@@ -51,16 +51,21 @@ audit_log = "audit.log"
     )
 }
 
-#[test]
-fn planted_history_ids_are_never_paths_and_corrupt_results_are_internal_errors() {
+/// A scratch directory with an empty policy, and an API address (needs root).
+fn setup(tag: &str) -> (TempDir, String) {
     require_root();
-    let dir = TempDir::new("hygiene");
+    let dir = TempDir::new(tag);
     std::fs::write(
         dir.path("policy.toml"),
         "[stateful]\nrule_order = \"default_action_order\"\n",
     )
     .unwrap();
-    let api = format!("127.0.0.1:{}", free_port());
+    (dir, format!("127.0.0.1:{}", free_port()))
+}
+
+#[test]
+fn planted_history_ids_are_never_paths_and_corrupt_results_are_internal_errors() {
+    let (dir, api) = setup("hygiene");
     let cfg = config(&dir, &api);
 
     // A real completed operation, to plant records in its exact format.
@@ -144,14 +149,7 @@ fn planted_history_ids_are_never_paths_and_corrupt_results_are_internal_errors()
 /// one of its generated prefix behind, or every failed start adds a directory.
 #[test]
 fn a_failed_eal_start_leaves_no_runtime_directory() {
-    require_root();
-    let dir = TempDir::new("eal-fail");
-    std::fs::write(
-        dir.path("policy.toml"),
-        "[stateful]\nrule_order = \"default_action_order\"\n",
-    )
-    .unwrap();
-    let api = format!("127.0.0.1:{}", free_port());
+    let (dir, api) = setup("eal-fail");
     let cfg = config(&dir, &api)
         .replace("net_pcap0,rx_pcap", "net_nosuchdriver0,rx_pcap")
         .replace("\"net_pcap0\"", "\"net_nosuchdriver0\"");
