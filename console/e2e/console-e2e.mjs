@@ -91,8 +91,12 @@ await finish(async () => {
   await shot("capture-20-filters");
 
   log("capture form: an invalid CIDR shows the API's message next to the field");
+  // Leave the form for a page that renders, so the new form starts fresh: two hash
+  // changes in a row may reach the app as one render of the same form (seen under load).
   await page.goto(URL_ + "#/operations");
+  await page.getByRole("heading", { level: 1, name: "Firewall operations" }).waitFor();
   await page.goto(URL_ + "#/operations/new/capture");
+  await page.getByRole("heading", { level: 1, name: "Configure flow capture" }).waitFor();
   await until("a single filter row", async () => (await page.locator("[data-testid=filter-row]").count()) === 1);
   await until("the zone", async () => (await page.getByLabel("Availability Zone").inputValue()) === "lab-zone-a");
   await page.locator("#f0-source").fill(`${CLIENT_IP}/24`);
