@@ -138,9 +138,8 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     let eal = Eal::init(&argv).map_err(|e| {
         // EAL made its runtime directory before it failed; the one of the prefix generated
         // for this process is nobody else's.
-        let generated = mgmt::config::generated_file_prefix();
-        if prefix.as_deref() == Some(generated.as_str()) {
-            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{generated}"));
+        if prefix.as_deref() == Some(mgmt::config::generated_file_prefix().as_str()) {
+            remove_eal_runtime_dir(prefix.as_deref());
         }
         format!("EAL init failed ({}): {e}", argv.join(" "))
     })?;
@@ -148,10 +147,16 @@ fn run(config_path: &std::path::Path, check_only: bool) -> Result<(), String> {
     resources.after_reload(policy.last_error().is_none());
     let result = run_with_eal(&eal, cfg, policy, resources);
     drop(eal);
+    remove_eal_runtime_dir(prefix.as_deref());
+    result
+}
+
+/// Removes EAL's runtime directory of `prefix` (`/var/run/dpdk/<prefix>`), once EAL is
+/// done with it.
+fn remove_eal_runtime_dir(prefix: Option<&str>) {
     if let Some(p) = prefix {
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
     }
-    result
 }
 
 fn run_with_eal(

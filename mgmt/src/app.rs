@@ -214,23 +214,15 @@ impl Sink for App {
                 }),
                 _ => None,
             }));
-        // During a scan its replies are all there is: they go to the operation manager
-        // straight from the batch, without another copy.
-        if replies
-            .iter()
-            .all(|r| matches!(r, Reply::ScanFlow { .. } | Reply::ScanDone { .. }))
-        {
-            self.ops.on_replies(worker, &mut replies.drain(..));
-            return;
+        // The rare other replies first (as before), then the scan's, straight from the
+        // batch without another copy.
+        let others = replies.extract_if(.., |r| {
+            !matches!(r, Reply::ScanFlow { .. } | Reply::ScanDone { .. })
+        });
+        for other in others {
+            self.on_reply(worker, other);
         }
-        let mut scan = Vec::with_capacity(replies.len());
-        for r in replies.drain(..) {
-            match r {
-                r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => scan.push(r),
-                other => self.on_reply(worker, other),
-            }
-        }
-        self.ops.on_replies(worker, &mut scan.into_iter());
+        self.ops.on_replies(worker, &mut replies.drain(..));
     }
 
     fn on_events(&self, _worker: usize, events: &mut dyn Iterator<Item = Event>) {

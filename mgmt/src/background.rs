@@ -9,10 +9,9 @@
 //! page faults on fresh memory were most of the collector's time).
 
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
 use dataplane::worker::FlowRecord;
-
-use std::sync::OnceLock;
 
 static SETUP: OnceLock<fn()> = OnceLock::new();
 static RESULTS_PREFAULT: OnceLock<fn(&[MaybeUninit<FlowRecord>])> = OnceLock::new();

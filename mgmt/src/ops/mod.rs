@@ -197,7 +197,7 @@ struct State {
     /// scan the table allows, and afterwards the buffer of a result set dropped from the
     /// cache. Faulting in ~140 MB of fresh pages while a million results stream in was
     /// most of the collector's time, and the collector paces every scan.
-    spare_results: Option<Vec<FlowRecord>>,
+    spare_results: Vec<FlowRecord>,
     counters: Counters,
 }
 
@@ -217,17 +217,17 @@ pub struct OpsManager {
 
 /// Keeps `buf` (emptied) as the next operation's result buffer if it is larger than the
 /// spare already kept.
-fn offer_spare<T>(spare: &mut Option<Vec<T>>, mut buf: Vec<T>) {
-    if spare.as_ref().is_none_or(|s| s.capacity() < buf.capacity()) {
+fn offer_spare<T>(spare: &mut Vec<T>, mut buf: Vec<T>) {
+    if spare.capacity() < buf.capacity() {
         buf.clear();
-        *spare = Some(buf);
+        *spare = buf;
     }
 }
 
 /// What a finished operation's result set keeps: a few results in a large buffer (the one
 /// reserved at start) are copied to their size and the buffer is offered back as the
 /// spare, so a small capture never pins the reservation in the cache.
-fn right_size<T: Clone>(spare: &mut Option<Vec<T>>, results: Vec<T>) -> Vec<T> {
+fn right_size<T: Clone>(spare: &mut Vec<T>, results: Vec<T>) -> Vec<T> {
     if results.capacity() < RIGHT_SIZE_FROM || results.len() >= results.capacity() / 8 {
         return results;
     }
@@ -298,7 +298,7 @@ impl OpsManager {
                 history,
                 running: None,
                 cached: VecDeque::new(),
-                spare_results: Some(spare_results),
+                spare_results,
                 counters: Counters {
                     started: [0; 2],
                     completed: [[0; 4]; 2],
@@ -349,7 +349,7 @@ impl OpsManager {
                 }
             };
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            let mut results = st.spare_results.take().unwrap_or_default();
+            let mut results = std::mem::take(&mut st.spare_results);
             // Best effort too: a huge reservation refused leaves the vector to grow.
             let _ = results.try_reserve(expected);
             let op = Operation {
@@ -984,13 +984,13 @@ mod tests {
 
     #[test]
     fn a_small_result_set_gives_its_large_buffer_back() {
-        let mut spare: Option<Vec<u64>> = None;
+        let mut spare: Vec<u64> = Vec::new();
         let mut big = Vec::with_capacity(100_000);
         big.extend(0..10u64);
         let kept = right_size(&mut spare, big);
         assert_eq!(kept, (0..10).collect::<Vec<_>>());
         assert!(kept.capacity() < 100, "{}", kept.capacity());
-        let s = spare.as_ref().unwrap();
+        let s = &spare;
         assert!(s.is_empty() && s.capacity() >= 100_000);
         // A buffer mostly used is kept as it is; the spare stays.
         let mut full = Vec::with_capacity(50_000);
@@ -998,12 +998,12 @@ mod tests {
         let ptr = full.as_ptr();
         let kept = right_size(&mut spare, full);
         assert_eq!((kept.as_ptr(), kept.len()), (ptr, 40_000));
-        assert!(spare.as_ref().unwrap().capacity() >= 100_000);
+        assert!(spare.capacity() >= 100_000);
         // Only a larger buffer replaces the spare, and it is emptied.
         offer_spare(&mut spare, vec![7u64; 10]);
-        assert!(spare.as_ref().unwrap().capacity() >= 100_000);
+        assert!(spare.capacity() >= 100_000);
         offer_spare(&mut spare, vec![7u64; 200_000]);
-        let s = spare.unwrap();
+        let s = spare;
         assert!(s.is_empty() && s.capacity() >= 200_000);
     }
 
