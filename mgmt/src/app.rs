@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use dataplane::flow::EndReason;
 use dataplane::worker::{Event, Reply};
 
 use crate::audit::Audit;
@@ -65,7 +64,11 @@ pub struct AppParts {
 impl App {
     pub fn new(p: AppParts) -> Result<Arc<App>, String> {
         let cfg = p.cfg;
+        let logs = LogSinks::open(&cfg)?;
         let ops = OpsManager::new(&cfg, Arc::clone(&p.control), p.clock)?;
+        // A flushed flow's result is its end-of-flow record: the operation manager hands
+        // the flush's result batches to the flow log as they are made.
+        ops.log_flushed_to(Arc::clone(&logs.queue));
         let audit = Audit::open(
             cfg.log_target(&cfg.logging.audit_log),
             cfg.logging.max_file_bytes,
@@ -81,7 +84,7 @@ impl App {
             audit,
             ports: p.ports,
             keys: crate::auth::key_store(&cfg),
-            logs: LogSinks::open(&cfg)?,
+            logs,
             started: Instant::now(),
             port_stats: p.port_stats,
             mempool: p.mempool,
@@ -163,6 +166,7 @@ impl App {
     /// Shutdown, after the collector's last drain: writes what is queued, stops the log
     /// writer, writes the audit log's pending refusal tallies.
     pub fn close_logs(&self, writer: std::thread::JoinHandle<()>) {
+        self.ops.hand_off_pending();
         self.logs.close(writer);
         self.audit.flush();
     }
@@ -183,37 +187,13 @@ impl Sink for App {
                 self.policy.on_swapped(worker, old, old_hits)
             }
             Reply::RuleHits { epoch, hits } => self.policy.on_rule_hits(worker, epoch, hits),
-            Reply::ScanFlow {
-                record,
-                flushed: true,
-                ..
-            } => {
-                self.logs.queue.push_flushed(Event::FlowEnd {
-                    record,
-                    reason: EndReason::Flushed,
-                });
-                self.ops.on_reply(worker, reply);
-            }
             r @ (Reply::ScanFlow { .. } | Reply::ScanDone { .. }) => self.ops.on_reply(worker, r),
         }
     }
 
-    /// A scan's replies in bulk: the flushed records go to the log queue and the scan
-    /// replies to the operation manager, one lock each per batch.
+    /// A scan's replies in bulk, to the operation manager under one lock (it hands the
+    /// flushed flows' records on to the flow log).
     fn on_replies(&self, worker: usize, replies: &mut Vec<Reply>) {
-        self.logs
-            .queue
-            .push_flushed_batch(&mut replies.iter().filter_map(|r| match r {
-                Reply::ScanFlow {
-                    record,
-                    flushed: true,
-                    ..
-                } => Some(Event::FlowEnd {
-                    record: *record,
-                    reason: EndReason::Flushed,
-                }),
-                _ => None,
-            }));
         // The rare other replies first (as before), then the scan's, straight from the
         // batch without another copy.
         let others = replies.extract_if(.., |r| {

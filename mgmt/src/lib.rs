@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod native_api;
 pub mod ops;
 pub mod policy_mgr;
+pub mod record_batch;
 pub mod resources;
 pub mod router;
 pub mod stats;

@@ -13,9 +13,10 @@
 //! records are written after it completes, so the flush takes scan time, not disk time),
 //! and beyond that the collector leaves it on the worker's reply ring until there is room
 //! ([`LogQueue::has_room_for_flushed`]), which pauses that worker's scan, never its
-//! forwarding (the collector hands records over in batches, so the queue may pass
-//! `flush_cap` by one batch). Capacity grown for a flush is given back once the writer
-//! caught up.
+//! forwarding (records reach the queue in batches, so it may pass `flush_cap` by one
+//! batch). Flushed records arrive as the flush operation's own result batches
+//! ([`RecordBatch`], shared with the history writer), not as copies. Capacity grown for a
+//! burst of events is given back once the writer caught up.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,25 +25,35 @@ use std::time::Duration;
 
 use dataplane::worker::Event;
 
+use crate::record_batch::RecordBatch;
+
 pub struct LogQueue {
     inner: Mutex<Inner>,
     ready: Condvar,
     cap: usize,
     flush_cap: usize,
-    /// `events.len()` as of the last change, readable without the lock (the collector
-    /// asks before every flushed record it takes).
+    /// Records queued (events and flushed records) as of the last change, readable
+    /// without the lock (the collector asks before every flushed record it takes).
     queued: AtomicUsize,
 }
 
 struct Inner {
     events: VecDeque<Event>,
+    /// Flushed flows' records, in the flush operations' own batches.
+    flushed: VecDeque<RecordBatch>,
+    flushed_records: usize,
     dropped: u64,
     closed: bool,
 }
 
 /// What the writer thread gets from [`LogQueue::take`].
 pub enum Taken {
-    Batch(Vec<Event>),
+    /// Traffic events and a batch of flushed flows' records (either may be empty):
+    /// one of each per take, so neither kind waits behind the other.
+    Batch {
+        events: Vec<Event>,
+        flushed: Option<RecordBatch>,
+    },
     /// Nothing arrived within the wait (time to flush buffered output).
     Idle,
     /// Closed and drained: the writer stops.
@@ -58,6 +69,8 @@ impl LogQueue {
         LogQueue {
             inner: Mutex::new(Inner {
                 events: VecDeque::new(),
+                flushed: VecDeque::new(),
+                flushed_records: 0,
                 dropped: 0,
                 closed: false,
             }),
@@ -82,31 +95,39 @@ impl LogQueue {
                 q.dropped += 1;
             }
         }
-        self.queued.store(q.events.len(), Ordering::Relaxed);
+        self.publish_len(&q);
         drop(q);
         self.ready.notify_one();
     }
 
-    /// Up to `max` queued events, waiting up to `wait` for the first one.
+    fn publish_len(&self, q: &Inner) {
+        self.queued
+            .store(q.events.len() + q.flushed_records, Ordering::Relaxed);
+    }
+
+    /// Up to `max` queued events and the oldest flushed batch, waiting up to `wait` for
+    /// something to arrive.
     pub fn take(&self, max: usize, wait: Duration) -> Taken {
         let mut q = self.lock();
-        if q.events.is_empty() && !q.closed {
+        if q.events.is_empty() && q.flushed.is_empty() && !q.closed {
             q = self
                 .ready
                 .wait_timeout(q, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        if q.events.is_empty() {
-            if q.events.capacity() > RETAINED_CAPACITY {
-                q.events.shrink_to(RETAINED_CAPACITY);
-            }
+        if q.events.is_empty() && q.events.capacity() > RETAINED_CAPACITY {
+            q.events.shrink_to(RETAINED_CAPACITY);
+        }
+        if q.events.is_empty() && q.flushed.is_empty() {
             return if q.closed { Taken::Closed } else { Taken::Idle };
         }
         let n = q.events.len().min(max);
-        let batch = q.events.drain(..n).collect();
-        self.queued.store(q.events.len(), Ordering::Relaxed);
-        Taken::Batch(batch)
+        let events = q.events.drain(..n).collect();
+        let flushed = q.flushed.pop_front();
+        q.flushed_records -= flushed.as_ref().map_or(0, RecordBatch::len);
+        self.publish_len(&q);
+        Taken::Batch { events, flushed }
     }
 
     /// No more events will come; the writer stops once it has written what is queued.
@@ -121,26 +142,24 @@ impl LogQueue {
         self.queued.load(Ordering::Relaxed) < self.flush_cap
     }
 
-    /// Queues a flushed flow's record (after [`LogQueue::has_room_for_flushed`]).
-    pub fn push_flushed(&self, ev: Event) {
-        self.push_flushed_batch(&mut std::iter::once(ev));
-    }
-
-    /// Queues flushed flows' records (each taken after [`LogQueue::has_room_for_flushed`]).
-    pub fn push_flushed_batch(&self, events: &mut dyn Iterator<Item = Event>) {
-        let mut q = self.lock();
-        let before = q.events.len();
-        q.events.extend(events);
-        if q.events.len() == before {
+    /// Queues a batch of flushed flows' records (each taken off a worker's ring after
+    /// [`LogQueue::has_room_for_flushed`]).
+    pub fn push_flushed(&self, batch: RecordBatch) {
+        if batch.is_empty() {
             return;
         }
-        self.queued.store(q.events.len(), Ordering::Relaxed);
+        let mut q = self.lock();
+        q.flushed_records += batch.len();
+        q.flushed.push_back(batch);
+        self.publish_len(&q);
         drop(q);
         self.ready.notify_one();
     }
 
+    /// Records waiting: events and flushed records.
     pub fn len(&self) -> usize {
-        self.lock().events.len()
+        let q = self.lock();
+        q.events.len() + q.flushed_records
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,7 +174,9 @@ impl LogQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record_batch::{test_record, BatchPool};
     use dataplane::worker::cmd::AlertRecord;
+    use dataplane::worker::FlowRecord;
 
     fn alert(sid: u32) -> Event {
         Event::Alert(AlertRecord {
@@ -164,18 +185,34 @@ mod tests {
         })
     }
 
-    fn sids(t: Taken) -> Vec<u32> {
+    fn no_prefault(_: &[std::mem::MaybeUninit<FlowRecord>]) {}
+
+    /// A batch of `n` flushed records, with flow ids `first..first + n`.
+    fn flushed(pool: &std::sync::Arc<BatchPool>, first: u64, n: u64) -> RecordBatch {
+        let records: Vec<FlowRecord> = (first..first + n).map(test_record).collect();
+        pool.batch(&records)
+    }
+
+    /// The alerts' sids then the flushed records' flow ids of one take.
+    fn taken(t: Taken) -> (Vec<u32>, Vec<u64>) {
         match t {
-            Taken::Batch(b) => b
-                .iter()
-                .map(|e| match e {
-                    Event::Alert(a) => a.sid,
-                    Event::FlowEnd { .. } => 0,
-                })
-                .collect(),
-            Taken::Idle => vec![],
-            Taken::Closed => vec![u32::MAX],
+            Taken::Batch { events, flushed } => (
+                events
+                    .iter()
+                    .map(|e| match e {
+                        Event::Alert(a) => a.sid,
+                        Event::FlowEnd { .. } => 0,
+                    })
+                    .collect(),
+                flushed.map_or(vec![], |b| b.records().iter().map(|r| r.flow_id).collect()),
+            ),
+            Taken::Idle => (vec![], vec![]),
+            Taken::Closed => (vec![u32::MAX], vec![]),
         }
+    }
+
+    fn sids(t: Taken) -> Vec<u32> {
+        taken(t).0
     }
 
     #[test]
@@ -191,38 +228,71 @@ mod tests {
 
     #[test]
     fn flushed_records_have_their_own_larger_bound() {
+        let pool = BatchPool::new(0, no_prefault);
         let q = LogQueue::new(2, 4);
         q.extend(&mut (1..=3).map(alert));
         assert_eq!((q.len(), q.dropped()), (2, 1), "traffic events stop at cap");
         assert!(q.has_room_for_flushed());
-        q.push_flushed(alert(10));
-        q.push_flushed(alert(11));
+        q.push_flushed(flushed(&pool, 10, 2));
+        assert_eq!(q.len(), 4, "flushed records count by record, not by batch");
         assert!(
             !q.has_room_for_flushed(),
             "flushed records stop at flush_cap"
         );
         q.extend(&mut std::iter::once(alert(4)));
         assert_eq!(q.dropped(), 2);
-        assert_eq!(sids(q.take(10, Duration::ZERO)), vec![1, 2, 10, 11]);
+        assert_eq!(
+            taken(q.take(10, Duration::ZERO)),
+            (vec![1, 2], vec![10, 11])
+        );
         assert!(q.has_room_for_flushed());
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn each_take_carries_events_and_one_flushed_batch_so_neither_waits() {
+        let pool = BatchPool::new(0, no_prefault);
+        let q = LogQueue::new(100, 100);
+        q.push_flushed(flushed(&pool, 1, 3));
+        q.push_flushed(flushed(&pool, 4, 1));
+        q.push_flushed(flushed(&pool, 9, 0));
+        q.extend(&mut (1..=3).map(alert));
+        assert_eq!(q.len(), 7, "an empty batch is not queued");
+        assert_eq!(
+            taken(q.take(2, Duration::ZERO)),
+            (vec![1, 2], vec![1, 2, 3])
+        );
+        assert_eq!(taken(q.take(2, Duration::ZERO)), (vec![3], vec![4]));
+        assert!(matches!(q.take(2, Duration::ZERO), Taken::Idle));
     }
 
     #[test]
     fn close_drains_before_reporting_closed() {
+        let pool = BatchPool::new(0, no_prefault);
         let q = LogQueue::new(10, 10);
+        q.push_flushed(flushed(&pool, 5, 1));
         q.extend(&mut std::iter::once(alert(7)));
         q.close();
-        assert_eq!(sids(q.take(10, Duration::from_secs(5))), vec![7]);
+        assert_eq!(
+            taken(q.take(10, Duration::from_secs(5))),
+            (vec![7], vec![5])
+        );
         assert!(matches!(q.take(10, Duration::from_secs(5)), Taken::Closed));
     }
 
     #[test]
     fn a_waiting_writer_wakes_on_push() {
+        let pool = BatchPool::new(0, no_prefault);
         let q = std::sync::Arc::new(LogQueue::new(10, 10));
         let q2 = std::sync::Arc::clone(&q);
         let t = std::thread::spawn(move || sids(q2.take(10, Duration::from_secs(30))));
         std::thread::sleep(Duration::from_millis(50));
         q.extend(&mut std::iter::once(alert(9)));
         assert_eq!(t.join().unwrap(), vec![9]);
+        let q2 = std::sync::Arc::clone(&q);
+        let t = std::thread::spawn(move || taken(q2.take(10, Duration::from_secs(30))).1);
+        std::thread::sleep(Duration::from_millis(50));
+        q.push_flushed(flushed(&pool, 3, 1));
+        assert_eq!(t.join().unwrap(), vec![3]);
     }
 }

@@ -3,18 +3,20 @@
 //! [`crate::logs`]) into the rotated files, rate-limiting alerts. Counts what it wrote for
 //! the metrics.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use dataplane::flow::EndReason;
 use dataplane::policy::NO_RULE;
-use dataplane::worker::Event;
+use dataplane::worker::{Event, FlowRecord};
 
 use crate::clock::{Clock, EveStamps};
 use crate::config::Config;
 use crate::log_queue::{LogQueue, Taken};
 use crate::logs::{alert_record, write_netflow, Envelope, LineWriter, NetflowTimes, RateLimit};
 use crate::policy_mgr::PolicyManager;
+use crate::record_batch::RecordBatch;
 
 struct Files {
     flow: Option<LineWriter>,
@@ -37,8 +39,9 @@ pub struct LogCounts {
 
 pub struct LogSinks {
     files: Mutex<Files>,
-    /// Events on their way to the writer thread.
-    pub queue: LogQueue,
+    /// Events on their way to the writer thread (shared with the operation manager, which
+    /// hands it flushed flows' records).
+    pub queue: Arc<LogQueue>,
     envelope: Envelope,
 }
 
@@ -66,7 +69,10 @@ impl LogSinks {
                 alert_records: 0,
                 stamps: EveStamps::default(),
             }),
-            queue: LogQueue::new(cfg.logging.queue_records, cfg.flush_queue_records()),
+            queue: Arc::new(LogQueue::new(
+                cfg.logging.queue_records,
+                cfg.flush_queue_records(),
+            )),
             envelope: Envelope::new(&cfg.appliance.firewall_name, &cfg.appliance.zone),
         })
     }
@@ -89,6 +95,7 @@ impl LogSinks {
     fn write(
         &self,
         events: &mut dyn Iterator<Item = Event>,
+        flushed: Option<&RecordBatch>,
         policy: &PolicyManager,
         clock: &Clock,
     ) {
@@ -97,24 +104,7 @@ impl LogSinks {
         for ev in events {
             match ev {
                 Event::FlowEnd { record, reason } => {
-                    let Files { flow, stamps, .. } = &mut *f;
-                    if let Some(w) = flow.as_mut() {
-                        let times = NetflowTimes::of(clock, stamps, &record);
-                        for d in 0..2 {
-                            w.write_with(|out| {
-                                write_netflow(
-                                    out,
-                                    &self.envelope,
-                                    clock,
-                                    &times,
-                                    &record,
-                                    reason,
-                                    d,
-                                )
-                            });
-                        }
-                        f.flow_records += 2;
-                    }
+                    self.write_flow_end(&mut f, &record, reason, clock)
                 }
                 Event::Alert(a) => {
                     if f.alert.is_none() || !f.alert_limit.allow() {
@@ -135,6 +125,24 @@ impl LogSinks {
                 }
             }
         }
+        for record in flushed.map_or(&[][..], RecordBatch::records) {
+            self.write_flow_end(&mut f, record, EndReason::Flushed, clock);
+        }
+    }
+
+    /// A flow's two netflow records (one per direction).
+    fn write_flow_end(&self, f: &mut Files, record: &FlowRecord, reason: EndReason, clock: &Clock) {
+        let Files { flow, stamps, .. } = f;
+        let Some(w) = flow.as_mut() else {
+            return;
+        };
+        let times = NetflowTimes::of(clock, stamps, record);
+        for d in 0..2 {
+            w.write_with(|out| {
+                write_netflow(out, &self.envelope, clock, &times, record, reason, d)
+            });
+        }
+        f.flow_records += 2;
     }
 
     fn flush(&self) {
@@ -153,8 +161,8 @@ impl LogSinks {
     pub fn run_writer(&self, policy: &PolicyManager, clock: &Clock) {
         loop {
             match self.queue.take(4096, Duration::from_millis(200)) {
-                Taken::Batch(batch) => {
-                    self.write(&mut batch.into_iter(), policy, clock);
+                Taken::Batch { events, flushed } => {
+                    self.write(&mut events.into_iter(), flushed.as_ref(), policy, clock);
                     if self.queue.is_empty() {
                         self.flush();
                     }

@@ -303,7 +303,18 @@ fn results_and_history_page_with_opaque_tokens() {
 /// still reads back its own results (older ones from disk), never a later operation's.
 #[test]
 fn reused_result_buffers_never_mix_operations() {
-    let h = Harness::new("reuse", 1, "");
+    // A large table: small result sets are copied out and the reserved buffer goes back.
+    reuse_round(Harness::new("reuse", 1, ""));
+    // A tiny one: each set keeps its buffer, so an operation starting with no spare takes
+    // the buffer of the oldest cached set, pushed out of memory early.
+    reuse_round(Harness::new(
+        "reusetiny",
+        1,
+        "[flow_table]\ncapacity_per_worker = 64",
+    ));
+}
+
+fn reuse_round(h: Harness) {
     let ports = |id: &str| -> Vec<u16> {
         let (page, _) = h.ops.results(id, 100, None).unwrap();
         page.flows.iter().map(|f| f.src_port).collect()
@@ -523,4 +534,80 @@ fn end_to_end_through_the_rings_with_worker_threads_and_the_collector() {
     assert_eq!(d.flows_matched, 30);
     let (page, _) = h.ops.results(&s.id, 100, None).unwrap();
     assert_eq!(page.flows.iter().filter(|f| f.worker == 1).count(), 20);
+}
+
+/// The flow ids `nth(i, _)` gives, sorted.
+fn ids_of(is: impl IntoIterator<Item = u16>) -> Vec<u64> {
+    let mut ids: Vec<u64> = is.into_iter().map(|i| nth(i, 0).flow_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn every_flushed_flow_reaches_the_flow_log_once_listed_beyond_the_cap_or_late() {
+    let h = Harness::new("flushlog", 2, "result_cap = 3\nworker_timeout_ms = 1");
+    let s = h.ops.start(flush(), "AKID").unwrap();
+    let op = h.take_scan(0).op;
+    h.take_scan(1);
+    for i in 0..5 {
+        h.flushed_flow(0, op, nth(i, 0));
+    }
+    h.done(0, op, 5, 5);
+    // Worker 1 never answers in time: the operation settles without it.
+    while h.ops.describe(&s.id).unwrap().status == OpStatus::InProgress {
+        h.ops.tick();
+        thread::yield_now();
+    }
+    let d = h.ops.describe(&s.id).unwrap();
+    assert_eq!((d.flows_matched, d.results_kept), (5, 3));
+    let mut logged = h.logged_flushed();
+    logged.sort_unstable();
+    assert_eq!(logged, ids_of(0..5), "listed and beyond the cap alike");
+    // The late worker did remove its flow: its record is logged though no result lists it.
+    h.flushed_flow(1, op, nth(9, 1));
+    h.done(1, op, 1, 1);
+    h.ops.tick();
+    assert_eq!(h.logged_flushed(), ids_of([9]));
+    assert_eq!(h.ops.describe(&s.id).unwrap().results_kept, 3);
+}
+
+#[test]
+fn a_capture_logs_nothing() {
+    let h = Harness::new("capnolog", 1, "");
+    run_to_completion(&h, capture(), 5);
+    h.ops.tick();
+    assert_eq!(h.logged_flushed(), Vec::<u64>::new());
+}
+
+#[test]
+fn flushed_records_reach_the_log_in_batches_while_the_flush_runs() {
+    let h = Harness::new("flushbatch", 1, "");
+    let s = h.ops.start(flush(), "AKID").unwrap();
+    let op = h.take_scan(0).op;
+    let batch = mgmt::record_batch::BATCH_RECORDS as u16;
+    for i in 0..=batch {
+        h.flushed_flow(0, op, nth(i, 0));
+    }
+    assert_eq!(
+        h.logged_flushed(),
+        ids_of(0..batch),
+        "a full batch is handed on at once, the rest waits for the next tick"
+    );
+    h.ops.tick();
+    assert_eq!(h.logged_flushed(), ids_of([batch]));
+    h.done(0, op, 9000, u64::from(batch) + 1);
+    assert_eq!(h.ops.describe(&s.id).unwrap().status, OpStatus::Completed);
+    assert_eq!(h.logged_flushed(), Vec::<u64>::new(), "nothing twice");
+}
+
+#[test]
+fn a_flush_still_running_at_shutdown_hands_its_records_to_the_flow_log() {
+    let h = Harness::new("flushshut", 1, "");
+    h.ops.start(flush(), "AKID").unwrap();
+    let op = h.take_scan(0).op;
+    h.flushed_flow(0, op, nth(1, 0));
+    h.flushed_flow(0, op, nth(2, 0));
+    assert_eq!(h.logged_flushed(), Vec::<u64>::new());
+    h.ops.hand_off_pending();
+    assert_eq!(h.logged_flushed(), ids_of([1, 2]));
 }

@@ -5,7 +5,12 @@
 //!
 //! One operation runs at a time in this appliance's zone (AWS semantics). Each operation
 //! gets a fresh `op` sequence number for the worker protocol, so replies that arrive after
-//! their operation was settled (a late worker) are recognised and ignored.
+//! their operation was settled (a late worker) are recognised and ignored (a late flushed
+//! flow's record still reaches the flow log: the worker did remove it).
+//!
+//! Results leave the collector thread in shared batches ([`RecordBatch`]): to the history
+//! writer, and for a flush also to the flow-log writer, since a flushed flow's result is its
+//! end-of-flow record.
 
 pub mod model;
 mod store;
@@ -14,7 +19,7 @@ pub mod validate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dataplane::worker::cmd::{Command, FlowRecord, ScanKind, ScanRequest};
@@ -23,6 +28,8 @@ use dataplane::worker::Reply;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::Control;
+use crate::log_queue::LogQueue;
+use crate::record_batch::{BatchPool, RecordBatch, BATCH_RECORDS};
 
 pub use model::{
     FilterSpec, FlowResult, Naming, OpKind, OpStatus, Operation, OperationSummary, OpsError,
@@ -34,9 +41,8 @@ use token::{ListCursor, ResultsCursor};
 
 /// How long `start` waits for room in a worker's command ring.
 const SEND_WAIT: Duration = Duration::from_millis(200);
-/// Results are handed to the history writer in batches of this many while a scan runs.
-const APPEND_BATCH: usize = 8192;
-/// Completed operations whose results stay in memory (others are re-read from disk).
+/// Completed operations whose results stay in memory (others are re-read from disk); one
+/// fewer while an operation runs that had no spare buffer (it takes the oldest set's).
 const CACHED_RESULT_SETS: usize = 2;
 /// The result buffer reserved and faulted in at start holds this many records at most
 /// (~140 MB); larger operations grow their buffer as results arrive.
@@ -180,7 +186,8 @@ struct Running {
     deadline: Instant,
     /// The workers' records, kept as they came (up to the result cap).
     results: Vec<FlowRecord>,
-    /// `results[..persisted]` were handed to the history writer.
+    /// `results[..persisted]` were handed to the history writer (and for a flush to the
+    /// flow log).
     persisted: usize,
     /// Flows reported, including those beyond the result cap.
     matched: u64,
@@ -198,6 +205,9 @@ struct State {
     /// cache. Faulting in ~140 MB of fresh pages while a million results stream in was
     /// most of the collector's time, and the collector paces every scan.
     spare_results: Vec<FlowRecord>,
+    /// Flushed flows' records that are no operation's listed results (beyond the result
+    /// cap, or arriving after their operation was settled): bound for the flow log only.
+    unlisted_flushed: Vec<FlowRecord>,
     counters: Counters,
 }
 
@@ -213,6 +223,10 @@ pub struct OpsManager {
     store: Store,
     next_seq: AtomicU64,
     state: Mutex<State>,
+    /// Buffers of the batches results leave in.
+    batches: Arc<BatchPool>,
+    /// Where flushed flows' records go (the app's flow-log queue).
+    flow_log: OnceLock<Arc<LogQueue>>,
 }
 
 /// Keeps `buf` (emptied) as the next operation's result buffer if it is larger than the
@@ -285,6 +299,11 @@ impl OpsManager {
         if spare_results.try_reserve_exact(reserve).is_ok() {
             crate::background::prefault_results(spare_results.spare_capacity_mut());
         }
+        // Batches for every record such a scan streams, whether the writers keep up or not.
+        let batches = BatchPool::new(
+            reserve.div_ceil(BATCH_RECORDS),
+            crate::background::prefault_results,
+        );
         Ok(Arc::new(OpsManager {
             control,
             clock,
@@ -299,6 +318,7 @@ impl OpsManager {
                 running: None,
                 cached: VecDeque::new(),
                 spare_results,
+                unlisted_flushed: Vec::new(),
                 counters: Counters {
                     started: [0; 2],
                     completed: [[0; 4]; 2],
@@ -307,7 +327,61 @@ impl OpsManager {
                     flows_flushed: 0,
                 },
             }),
+            batches,
+            flow_log: OnceLock::new(),
         }))
+    }
+
+    /// Sends flushed flows' records to `queue` from now on (the app's flow-log queue; set
+    /// once, before any operation starts).
+    pub fn log_flushed_to(&self, queue: Arc<LogQueue>) {
+        let _ = self.flow_log.set(queue);
+    }
+
+    fn log_flushed(&self, batch: RecordBatch) {
+        if let Some(q) = self.flow_log.get() {
+            q.push_flushed(batch);
+        }
+    }
+
+    /// Hands the results not yet handed on to the history writer and, for a flush, to the
+    /// flow log.
+    fn hand_off(&self, run: &mut Running) {
+        if run.results.len() == run.persisted {
+            return;
+        }
+        let batch = self.batches.batch(&run.results[run.persisted..]);
+        run.persisted = run.results.len();
+        if run.kind == OpKind::Flush {
+            self.log_flushed(batch.clone());
+        }
+        self.store.append_records(&run.id, batch, self.clock);
+    }
+
+    /// Hands the unlisted flushed records to the flow log.
+    fn hand_off_unlisted(&self, unlisted: &mut Vec<FlowRecord>) {
+        if !unlisted.is_empty() {
+            self.log_flushed(self.batches.batch(unlisted));
+            unlisted.clear();
+        }
+    }
+
+    fn log_unlisted(&self, unlisted: &mut Vec<FlowRecord>, record: FlowRecord) {
+        unlisted.push(record);
+        if unlisted.len() >= BATCH_RECORDS {
+            self.hand_off_unlisted(unlisted);
+        }
+    }
+
+    /// Shutdown, after the collector's last drain: hands on what is still held, so every
+    /// flushed flow's record reaches the flow log even if its operation never settled.
+    pub fn hand_off_pending(&self) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if let Some(run) = st.running.as_mut() {
+            self.hand_off(run);
+        }
+        self.hand_off_unlisted(&mut st.unlisted_flushed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -349,6 +423,11 @@ impl OpsManager {
                 }
             };
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            if st.spare_results.capacity() == 0 && st.cached.len() >= CACHED_RESULT_SETS {
+                // This operation pushes the oldest set out of memory when it settles;
+                // pushing it out now lends it that set's buffer, pages already faulted in.
+                Self::evict_oldest(&mut st);
+            }
             let mut results = std::mem::take(&mut st.spare_results);
             // Best effort too: a huge reservation refused leaves the vector to grow.
             let _ = results.try_reserve(expected);
@@ -445,8 +524,12 @@ impl OpsManager {
             let mut cancels = Vec::new();
             for reply in replies {
                 match reply {
-                    Reply::ScanFlow { op, record, .. } => {
-                        cancels.extend(self.on_flow(&mut st, op, record, now));
+                    Reply::ScanFlow {
+                        op,
+                        record,
+                        flushed,
+                    } => {
+                        cancels.extend(self.on_flow(&mut st, op, record, flushed, now));
                     }
                     Reply::ScanDone {
                         op,
@@ -467,15 +550,20 @@ impl OpsManager {
         st: &mut State,
         op: u64,
         flow: FlowRecord,
+        flushed: bool,
         now: Instant,
     ) -> Vec<(usize, u64)> {
         let State {
             running,
             history,
             counters,
+            unlisted_flushed,
             ..
         } = st;
         let Some(run) = running.as_mut().filter(|r| r.seq == op) else {
+            if flushed {
+                self.log_unlisted(unlisted_flushed, flow);
+            }
             return Vec::new();
         };
         run.matched += 1;
@@ -489,15 +577,15 @@ impl OpsManager {
         let mut cancels = Vec::new();
         if run.results.len() < self.result_cap {
             run.results.push(flow);
-            if run.results.len() - run.persisted >= APPEND_BATCH {
-                self.store.append_records(
-                    &run.id,
-                    run.results[run.persisted..].to_vec(),
-                    self.clock,
-                );
-                run.persisted = run.results.len();
+            if run.results.len() - run.persisted >= BATCH_RECORDS {
+                self.hand_off(run);
             }
-        } else if !run.cap_hit {
+            return cancels;
+        }
+        if flushed {
+            self.log_unlisted(unlisted_flushed, flow);
+        }
+        if !run.cap_hit {
             run.cap_hit = true;
             // A capture beyond the cap is wasted work; a flush goes on removing flows (its
             // records beyond the cap are only counted).
@@ -651,8 +739,9 @@ impl OpsManager {
         op.flows_matched = run.matched;
         op.results_kept = run.results.len() as u64;
         // Results are fsynced before the record says the operation is over.
-        self.store
-            .append_records(&run.id, run.results[run.persisted..].to_vec(), self.clock);
+        let mut run = run;
+        self.hand_off(&mut run);
+        self.hand_off_unlisted(&mut st.unlisted_flushed);
         self.store.seal(&run.id);
         self.store.save(op);
         let results = right_size(&mut st.spare_results, run.results);
@@ -668,12 +757,17 @@ impl OpsManager {
         st.cached.retain(|c| c != id);
         st.cached.push_back(id.to_string());
         while st.cached.len() > CACHED_RESULT_SETS {
-            if let Some(old) = st.cached.pop_front() {
-                let dropped = st.history.get_mut(&old).and_then(|e| e.results.take());
-                // Unless a reader still holds it, its buffer is the next operation's.
-                if let Some(Ok(ResultSet::Records(buf))) = dropped.map(Arc::try_unwrap) {
-                    offer_spare(&mut st.spare_results, buf);
-                }
+            Self::evict_oldest(st);
+        }
+    }
+
+    /// Drops the oldest cached result set from memory (it stays on disk).
+    fn evict_oldest(st: &mut State) {
+        if let Some(old) = st.cached.pop_front() {
+            let dropped = st.history.get_mut(&old).and_then(|e| e.results.take());
+            // Unless a reader still holds it, its buffer is the next operation's.
+            if let Some(Ok(ResultSet::Records(buf))) = dropped.map(Arc::try_unwrap) {
+                offer_spare(&mut st.spare_results, buf);
             }
         }
     }
@@ -715,15 +809,9 @@ impl OpsManager {
                 }
                 self.finish(st);
             } else if let Some(run) = st.running.as_mut() {
-                if run.results.len() > run.persisted {
-                    self.store.append_records(
-                        &run.id,
-                        run.results[run.persisted..].to_vec(),
-                        self.clock,
-                    );
-                    run.persisted = run.results.len();
-                }
+                self.hand_off(run);
             }
+            self.hand_off_unlisted(&mut st.unlisted_flushed);
             self.purge(st);
             cancels
         };

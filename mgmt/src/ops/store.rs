@@ -22,10 +22,10 @@ use std::thread::JoinHandle;
 
 use dataplane::flow::FlowState;
 use dataplane::packet::Verdict;
-use dataplane::worker::cmd::FlowRecord;
 
 use super::model::{FlowResult, Operation};
 use crate::clock::Clock;
+use crate::record_batch::RecordBatch;
 
 const MAGIC: &[u8; 8] = b"FGFLOWS1";
 /// Encoded size of one [`FlowResult`] including its trailing checksum.
@@ -36,7 +36,8 @@ enum Job {
     Record(String, Vec<u8>),
     Append(String, Vec<FlowResult>),
     /// The workers' records as the collector got them: converted here, off its thread.
-    AppendRecords(String, Vec<FlowRecord>, Clock),
+    /// The batch is shared (a flush's is also on its way to the flow log).
+    AppendRecords(String, RecordBatch, Clock),
     /// Flush and fsync the results file, then close it.
     Seal(String),
     Remove(String),
@@ -105,7 +106,7 @@ impl Store {
     }
 
     /// Appends the workers' records; they are converted to results on the writer thread.
-    pub fn append_records(&self, id: &str, records: Vec<FlowRecord>, clock: Clock) {
+    pub fn append_records(&self, id: &str, records: RecordBatch, clock: Clock) {
         if !records.is_empty() {
             self.submit(Job::AppendRecords(id.to_string(), records, clock));
         }
@@ -237,6 +238,7 @@ fn run_writer(dir: &Path, rx: Receiver<Job>, errors: &AtomicU64) {
             Job::AppendRecords(id, records, clock) => Job::Append(
                 id,
                 records
+                    .records()
                     .iter()
                     .map(|r| FlowResult::from_record(r, &clock))
                     .collect(),

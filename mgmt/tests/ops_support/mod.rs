@@ -16,6 +16,7 @@ use dataplane::worker::{FlowRecord, Reply};
 use mgmt::clock::Clock;
 use mgmt::config::Config;
 use mgmt::control::{Control, WorkerLink};
+use mgmt::log_queue::{LogQueue, Taken};
 use mgmt::ops::OpsManager;
 
 pub const ARN: &str = "arn:aws:network-firewall:us-east-1:000000000000:firewall/fw";
@@ -93,6 +94,15 @@ pub struct Harness {
     pub rings: Vec<Arc<WorkerRings>>,
     pub control: Arc<Control>,
     pub ops: Arc<OpsManager>,
+    /// The flow-log queue the manager hands flushed flows' records to.
+    pub log: Arc<LogQueue>,
+}
+
+fn ops_manager(cfg: &Config, control: &Arc<Control>) -> (Arc<OpsManager>, Arc<LogQueue>) {
+    let ops = OpsManager::new(cfg, Arc::clone(control), clock()).unwrap();
+    let log = Arc::new(LogQueue::new(1000, 1_000_000));
+    ops.log_flushed_to(Arc::clone(&log));
+    (ops, log)
 }
 
 impl Harness {
@@ -117,13 +127,14 @@ impl Harness {
             })
             .collect();
         let control = Arc::new(Control::new(links, Duration::from_secs(5)));
-        let ops = OpsManager::new(&cfg, Arc::clone(&control), clock()).unwrap();
+        let (ops, log) = ops_manager(&cfg, &control);
         Harness {
             cfg,
             dir: Scratch(dir),
             rings,
             control,
             ops,
+            log,
         }
     }
 
@@ -136,6 +147,7 @@ impl Harness {
             rings,
             control,
             ops,
+            ..
         } = self;
         ops.sync_history();
         assert_eq!(
@@ -145,13 +157,14 @@ impl Harness {
         );
         // Dropping the manager joins its history writer before the new one loads.
         drop(ops);
-        let ops = OpsManager::new(&cfg, Arc::clone(&control), clock()).unwrap();
+        let (ops, log) = ops_manager(&cfg, &control);
         Harness {
             cfg,
             dir,
             rings,
             control,
             ops,
+            log,
         }
     }
 
@@ -186,6 +199,29 @@ impl Harness {
                 flushed: false,
             },
         );
+    }
+
+    /// A flow a flush removed: its result is also its end-of-flow record.
+    pub fn flushed_flow(&self, w: usize, op: u64, record: FlowRecord) {
+        self.ops.on_reply(
+            w,
+            Reply::ScanFlow {
+                op,
+                record,
+                flushed: true,
+            },
+        );
+    }
+
+    /// The flow ids of the flushed records the manager has handed to the flow log so far
+    /// (taken off the queue).
+    pub fn logged_flushed(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while let Taken::Batch { events, flushed } = self.log.take(usize::MAX, Duration::ZERO) {
+            assert!(events.is_empty(), "only flushed records are queued here");
+            ids.extend(flushed.iter().flat_map(|b| b.records()).map(|r| r.flow_id));
+        }
+        ids
     }
 
     pub fn done(&self, w: usize, op: u64, scanned: u64, matched: u64) {
