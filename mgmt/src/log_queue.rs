@@ -15,8 +15,10 @@
 //! ([`LogQueue::has_room_for_flushed`]), which pauses that worker's scan, never its
 //! forwarding (records reach the queue in batches, so it may pass `flush_cap` by one
 //! batch). Flushed records arrive as the flush operation's own result batches
-//! ([`RecordBatch`], shared with the history writer), not as copies. Capacity grown for a
-//! burst of events is given back once the writer caught up.
+//! ([`RecordBatch`], shared with the history writer), not as copies; a batch counts
+//! against `flush_cap` by the room its buffer takes, so memory stays bounded even when
+//! batches are part empty. Capacity grown for a burst of events is given back once the
+//! writer caught up.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,8 +34,9 @@ pub struct LogQueue {
     ready: Condvar,
     cap: usize,
     flush_cap: usize,
-    /// Records queued (events and flushed records) as of the last change, readable
-    /// without the lock (the collector asks before every flushed record it takes).
+    /// Room taken (events, and the flushed batches' buffers in records: what memory they
+    /// hold, not just what they carry) as of the last change, readable without the lock
+    /// (the collector asks before every flushed record it takes).
     queued: AtomicUsize,
 }
 
@@ -42,6 +45,8 @@ struct Inner {
     /// Flushed flows' records, in the flush operations' own batches.
     flushed: VecDeque<RecordBatch>,
     flushed_records: usize,
+    /// The flushed batches' buffers, in records.
+    flushed_room: usize,
     dropped: u64,
     closed: bool,
 }
@@ -71,6 +76,7 @@ impl LogQueue {
                 events: VecDeque::new(),
                 flushed: VecDeque::new(),
                 flushed_records: 0,
+                flushed_room: 0,
                 dropped: 0,
                 closed: false,
             }),
@@ -102,7 +108,7 @@ impl LogQueue {
 
     fn publish_len(&self, q: &Inner) {
         self.queued
-            .store(q.events.len() + q.flushed_records, Ordering::Relaxed);
+            .store(q.events.len() + q.flushed_room, Ordering::Relaxed);
     }
 
     /// Up to `max` queued events and the oldest flushed batch, waiting up to `wait` for
@@ -125,7 +131,10 @@ impl LogQueue {
         let n = q.events.len().min(max);
         let events = q.events.drain(..n).collect();
         let flushed = q.flushed.pop_front();
-        q.flushed_records -= flushed.as_ref().map_or(0, RecordBatch::len);
+        if let Some(b) = &flushed {
+            q.flushed_records -= b.len();
+            q.flushed_room -= b.capacity();
+        }
         self.publish_len(&q);
         Taken::Batch { events, flushed }
     }
@@ -150,6 +159,7 @@ impl LogQueue {
         }
         let mut q = self.lock();
         q.flushed_records += batch.len();
+        q.flushed_room += batch.capacity();
         q.flushed.push_back(batch);
         self.publish_len(&q);
         drop(q);
@@ -247,6 +257,23 @@ mod tests {
         );
         assert!(q.has_room_for_flushed());
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_flushed_batch_counts_the_room_its_buffer_takes() {
+        use crate::record_batch::BATCH_RECORDS;
+        let pool = BatchPool::new(1, no_prefault);
+        let q = LogQueue::new(1, BATCH_RECORDS + 1);
+        q.push_flushed(flushed(&pool, 0, BATCH_RECORDS as u64 / 8));
+        assert_eq!(q.len(), BATCH_RECORDS / 8, "the metric counts records");
+        assert!(q.has_room_for_flushed());
+        q.push_flushed(flushed(&pool, 0, 2));
+        assert!(
+            !q.has_room_for_flushed(),
+            "a pooled buffer an eighth full takes a whole batch's room"
+        );
+        let _ = q.take(1, Duration::ZERO);
+        assert!(q.has_room_for_flushed());
     }
 
     #[test]

@@ -125,8 +125,13 @@ impl LogSinks {
                 }
             }
         }
-        for record in flushed.map_or(&[][..], RecordBatch::records) {
-            self.write_flow_end(&mut f, record, EndReason::Flushed, clock);
+        drop(f);
+        // In slices, letting `/metrics` (which reads the counts) in between.
+        for slice in flushed.map_or(&[][..], RecordBatch::records).chunks(1024) {
+            let mut f = self.files();
+            for record in slice {
+                self.write_flow_end(&mut f, record, EndReason::Flushed, clock);
+            }
         }
     }
 

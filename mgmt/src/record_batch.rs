@@ -67,10 +67,13 @@ impl BatchPool {
             .len()
     }
 
-    /// A batch holding a copy of `records` (any number of them; more than
-    /// [`BATCH_RECORDS`] grows the buffer).
+    /// A batch holding a copy of `records`, in a pooled buffer unless it would fill less
+    /// than an eighth of one (the remainder of a scan at a tick, a late record): those get
+    /// a buffer of their size, so a trickle of small batches never pins a pool's worth of
+    /// memory. More than [`BATCH_RECORDS`] records get a buffer of their size too.
     pub fn batch(self: &Arc<Self>, records: &[FlowRecord]) -> RecordBatch {
-        let reused = if records.len() <= BATCH_RECORDS {
+        let pooled = (BATCH_RECORDS / 8..=BATCH_RECORDS).contains(&records.len());
+        let reused = if pooled {
             self.spare
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -78,8 +81,9 @@ impl BatchPool {
         } else {
             None
         };
-        let mut buf =
-            reused.unwrap_or_else(|| Vec::with_capacity(records.len().max(BATCH_RECORDS)));
+        let mut buf = reused.unwrap_or_else(|| {
+            Vec::with_capacity(if pooled { BATCH_RECORDS } else { records.len() })
+        });
         buf.extend_from_slice(records);
         RecordBatch(Arc::new(Pooled {
             records: buf,
@@ -106,6 +110,11 @@ impl RecordBatch {
 
     pub fn len(&self) -> usize {
         self.0.records.len()
+    }
+
+    /// Records the batch's buffer has room for: what it holds in memory.
+    pub fn capacity(&self) -> usize {
+        self.0.records.capacity()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,7 +155,9 @@ mod tests {
     fn a_batch_goes_back_to_the_pool_when_its_last_holder_drops_it() {
         let pool = BatchPool::new(2, no_prefault);
         assert_eq!(pool.spare(), 2);
-        let a = pool.batch(&[test_record(1), test_record(2)]);
+        let mut records = vec![test_record(1); BATCH_RECORDS / 8];
+        records[1] = test_record(2);
+        let a = pool.batch(&records);
         let shared = a.clone();
         assert_eq!(pool.spare(), 1);
         drop(a);
@@ -155,21 +166,42 @@ mod tests {
             shared
                 .records()
                 .iter()
+                .take(3)
                 .map(|r| r.flow_id)
                 .collect::<Vec<_>>(),
-            [1, 2]
+            [1, 2, 1]
         );
         drop(shared);
         assert_eq!(pool.spare(), 2);
-        let b = pool.batch(&[test_record(3)]);
-        assert_eq!(b.len(), 1, "a reused buffer starts empty");
+        let b = pool.batch(&vec![test_record(3); BATCH_RECORDS]);
+        assert_eq!(pool.spare(), 1);
+        assert_eq!(b.len(), BATCH_RECORDS, "a reused buffer starts empty");
         assert_eq!(b.records()[0].flow_id, 3);
+    }
+
+    #[test]
+    fn a_small_batch_gets_a_buffer_of_its_size_and_leaves_the_pool_alone() {
+        let pool = BatchPool::new(1, no_prefault);
+        let small = pool.batch(&[test_record(1), test_record(2)]);
+        assert_eq!((small.len(), small.capacity()), (2, 2));
+        assert_eq!(pool.spare(), 1);
+        drop(small);
+        assert_eq!(pool.spare(), 1);
+        let eighth = pool.batch(&vec![test_record(1); BATCH_RECORDS / 8]);
+        assert_eq!(
+            eighth.capacity(),
+            BATCH_RECORDS,
+            "from an eighth on, pooled"
+        );
+        assert_eq!(pool.spare(), 0);
     }
 
     #[test]
     fn the_pool_keeps_no_more_than_it_was_sized_for() {
         let pool = BatchPool::new(1, no_prefault);
-        let batches: Vec<_> = (0..3).map(|i| pool.batch(&[test_record(i)])).collect();
+        let batches: Vec<_> = (0..3)
+            .map(|i| pool.batch(&vec![test_record(i); BATCH_RECORDS]))
+            .collect();
         assert_eq!(pool.spare(), 0);
         drop(batches);
         assert_eq!(pool.spare(), 1);

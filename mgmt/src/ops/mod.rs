@@ -333,7 +333,8 @@ impl OpsManager {
     }
 
     /// Sends flushed flows' records to `queue` from now on (the app's flow-log queue; set
-    /// once, before any operation starts).
+    /// once, before any operation starts). Without one (tests, fuzzing) a flush's records
+    /// are only its results.
     pub fn log_flushed_to(&self, queue: Arc<LogQueue>) {
         let _ = self.flow_log.set(queue);
     }
@@ -650,9 +651,13 @@ impl OpsManager {
 
     /// Settles the running operation: status, message, persistence, metrics.
     fn finish(&self, st: &mut State) {
-        let Some(run) = st.running.take() else {
+        let Some(mut run) = st.running.take() else {
             return;
         };
+        // Handed on first: the flow log gets a flush's records whatever becomes of the
+        // operation's record, and the results are appended before it is sealed below.
+        self.hand_off(&mut run);
+        self.hand_off_unlisted(&mut st.unlisted_flushed);
         let Some(entry) = st.history.get_mut(&run.id) else {
             return;
         };
@@ -739,9 +744,6 @@ impl OpsManager {
         op.flows_matched = run.matched;
         op.results_kept = run.results.len() as u64;
         // Results are fsynced before the record says the operation is over.
-        let mut run = run;
-        self.hand_off(&mut run);
-        self.hand_off_unlisted(&mut st.unlisted_flushed);
         self.store.seal(&run.id);
         self.store.save(op);
         let results = right_size(&mut st.spare_results, run.results);
