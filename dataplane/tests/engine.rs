@@ -746,3 +746,49 @@ fn a_spoofed_ack_flood_under_continue_does_not_pin_the_table() {
     h.handshake(9999, 7001);
     assert_eq!(state_of(&h, 9999), FlowState::Established);
 }
+
+/// The rest of a cancelled flush-all goes out on the event ring; when the collector is slow
+/// to drain it, the walk waits for room rather than dropping a flushed flow's record.
+#[test]
+fn a_cancelled_flush_of_every_flow_waits_for_room_on_a_full_event_ring() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    h.rings = WorkerRings::new(8, 4096, 40);
+    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
+    for p in 7000..7300u16 {
+        h.send(0, &[seg(&c, 40000 + p, p, 1, 0, SYN)]);
+    }
+    assert!(h.rings.commands.push(flush_all(6)).is_ok());
+    h.now += 10;
+    h.e.poll(h.now, &h.rings);
+    assert!(h.rings.commands.push(Command::CancelScan { op: 6 }).is_ok());
+    let mut replies = Vec::new();
+    let mut events = 0usize;
+    for round in 0..1000 {
+        h.now += 10;
+        h.e.poll(h.now, &h.rings);
+        while let Some(r) = h.rings.replies.pop() {
+            replies.push(r);
+        }
+        // The collector keeps up only every tenth loop.
+        if round % 10 == 9 {
+            events += std::iter::from_fn(|| h.rings.events.pop())
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Event::FlowEnd {
+                            reason: dataplane::flow::EndReason::Flushed,
+                            ..
+                        }
+                    )
+                })
+                .count();
+        }
+    }
+    assert!(h.e.shard().is_empty());
+    assert_eq!(h.e.counters().events_dropped, 0);
+    assert_eq!(
+        flushed_ports(&replies).len() + events,
+        300,
+        "every flow logged once"
+    );
+}

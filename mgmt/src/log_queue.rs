@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use dataplane::flow::EndReason;
 use dataplane::worker::Event;
 
 use crate::record_batch::RecordBatch;
@@ -91,11 +92,21 @@ impl LogQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues every event of `events` that fits; the rest are counted as dropped.
+    /// Queues every event of `events` that fits; the rest are counted as dropped. A
+    /// flushed flow's end record (the rest of a flush of every flow cancelled mid-walk
+    /// comes as events) always fits: those are never dropped, and there are at most as
+    /// many as the flow table holds.
     pub fn extend(&self, events: &mut dyn Iterator<Item = Event>) {
         let mut q = self.lock();
         for ev in events {
-            if q.events.len() < self.cap {
+            let flushed = matches!(
+                ev,
+                Event::FlowEnd {
+                    reason: EndReason::Flushed,
+                    ..
+                }
+            );
+            if flushed || q.events.len() < self.cap {
                 q.events.push_back(ev);
             } else {
                 q.dropped += 1;
@@ -257,6 +268,25 @@ mod tests {
         );
         assert!(q.has_room_for_flushed());
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn flushed_end_events_are_never_dropped() {
+        let q = LogQueue::new(1, 1);
+        let flushed = |flow_id| Event::FlowEnd {
+            record: test_record(flow_id),
+            reason: EndReason::Flushed,
+        };
+        let timeout = Event::FlowEnd {
+            record: test_record(9),
+            reason: EndReason::Timeout,
+        };
+        q.extend(&mut [flushed(1), timeout, flushed(2), flushed(3)].into_iter());
+        assert_eq!(
+            (q.len(), q.dropped()),
+            (3, 1),
+            "only the traffic record dropped"
+        );
     }
 
     #[test]

@@ -965,9 +965,16 @@ impl Engine {
 
     /// A flush-all cancelled mid-walk (shutdown of the operation, a newer one): its flows
     /// are already gone from the index, so the walk ends them all, their records going out
-    /// as flow-end events (reason `flushed`) instead of operation results.
+    /// as flow-end events (reason `flushed`) instead of operation results, never dropped
+    /// (the collector queues them past the traffic records' bound).
     fn drain_orphaned_detach(&mut self, now: u64, events: &ArrayQueue<Event>) {
         loop {
+            // A flushed flow's record is never dropped: the walk waits for room on the
+            // ring (this worker is its only producer) as a scan waits on the reply ring.
+            if events.capacity() - events.len() < SCAN_CHUNK as usize {
+                self.counters.scan_stalls += 1;
+                return;
+            }
             let Engine {
                 shard,
                 counters,
