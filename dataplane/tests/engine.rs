@@ -380,11 +380,8 @@ fn flush_of_every_flow_detaches_the_table_and_logs_each_flow() {
     assert_eq!(flushed_events, 0, "no second copy on the event ring");
 }
 
-/// A flush-all cancelled mid-walk still ends every detached flow: the rest of the walk
-/// runs between bursts and their records go out as flow-end events.
-#[test]
-fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
-    let mut h = Harness::new(policy("reject", "", 1));
+/// 300 flows, a flush of every flow (op 6) started and, one loop into its walk, cancelled.
+fn start_and_cancel_a_flush_of_300_flows(h: &mut Harness) {
     let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
     for p in 7000..7300u16 {
         h.send(0, &[seg(&c, 40000 + p, p, 1, 0, SYN)]);
@@ -393,6 +390,29 @@ fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
     h.now += 10;
     h.e.poll(h.now, &h.rings);
     assert!(h.rings.commands.push(Command::CancelScan { op: 6 }).is_ok());
+}
+
+/// Empties the event ring; how many of its events were flushed flows' end records.
+fn take_flushed_events(h: &Harness) -> usize {
+    std::iter::from_fn(|| h.rings.events.pop())
+        .filter(|e| {
+            matches!(
+                e,
+                Event::FlowEnd {
+                    reason: dataplane::flow::EndReason::Flushed,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// A flush-all cancelled mid-walk still ends every detached flow: the rest of the walk
+/// runs between bursts and their records go out as flow-end events.
+#[test]
+fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    start_and_cancel_a_flush_of_300_flows(&mut h);
     let mut replies = Vec::new();
     let mut events = 0usize;
     for _ in 0..1000 {
@@ -401,17 +421,7 @@ fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
         while let Some(r) = h.rings.replies.pop() {
             replies.push(r);
         }
-        events += std::iter::from_fn(|| h.rings.events.pop())
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::FlowEnd {
-                        reason: dataplane::flow::EndReason::Flushed,
-                        ..
-                    }
-                )
-            })
-            .count();
+        events += take_flushed_events(&h);
     }
     assert!(replies.iter().any(|r| matches!(
         r,
@@ -753,14 +763,7 @@ fn a_spoofed_ack_flood_under_continue_does_not_pin_the_table() {
 fn a_cancelled_flush_of_every_flow_waits_for_room_on_a_full_event_ring() {
     let mut h = Harness::new(policy("reject", "", 1));
     h.rings = WorkerRings::new(8, 4096, 40);
-    let c = FrameBuilder::new(ip("198.18.0.1"), ip("198.18.0.2"));
-    for p in 7000..7300u16 {
-        h.send(0, &[seg(&c, 40000 + p, p, 1, 0, SYN)]);
-    }
-    assert!(h.rings.commands.push(flush_all(6)).is_ok());
-    h.now += 10;
-    h.e.poll(h.now, &h.rings);
-    assert!(h.rings.commands.push(Command::CancelScan { op: 6 }).is_ok());
+    start_and_cancel_a_flush_of_300_flows(&mut h);
     let mut replies = Vec::new();
     let mut events = 0usize;
     for round in 0..1000 {
@@ -771,17 +774,7 @@ fn a_cancelled_flush_of_every_flow_waits_for_room_on_a_full_event_ring() {
         }
         // The collector keeps up only every tenth loop.
         if round % 10 == 9 {
-            events += std::iter::from_fn(|| h.rings.events.pop())
-                .filter(|e| {
-                    matches!(
-                        e,
-                        Event::FlowEnd {
-                            reason: dataplane::flow::EndReason::Flushed,
-                            ..
-                        }
-                    )
-                })
-                .count();
+            events += take_flushed_events(&h);
         }
     }
     assert!(h.e.shard().is_empty());
