@@ -785,3 +785,26 @@ fn a_cancelled_flush_of_every_flow_waits_for_room_on_a_full_event_ring() {
         "every flow logged once"
     );
 }
+
+/// …but a management side that stopped draining the ring for good (it died) does not keep
+/// the walk, and so the slots it frees, from new flows: after a second it goes on.
+#[test]
+fn a_cancelled_flush_of_every_flow_goes_on_when_the_event_ring_stays_full() {
+    let mut h = Harness::new(policy("reject", "", 1));
+    h.rings = WorkerRings::new(8, 4096, 40);
+    start_and_cancel_a_flush_of_300_flows(&mut h);
+    for _ in 0..100 {
+        h.now += 10;
+        h.e.poll(h.now, &h.rings);
+    }
+    assert!(h.e.shard().is_detaching(), "waits while the ring is full");
+    assert_eq!(h.e.counters().events_dropped, 0);
+    h.now += dataplane::worker::engine::ORPHAN_WAIT_MAX_SECS * HZ;
+    for _ in 0..100 {
+        h.now += 10;
+        h.e.poll(h.now, &h.rings);
+    }
+    assert!(!h.e.shard().is_detaching());
+    assert!(h.e.shard().is_empty());
+    assert!(h.e.counters().events_dropped > 0);
+}

@@ -177,9 +177,15 @@ pub struct Engine {
     expire_interval: u64,
     /// Scan time per loop, in ticks.
     scan_budget: u64,
+    /// Since when the walk of a cancelled flush-all has found the event ring full.
+    orphan_wait_since: Option<u64>,
     clock: Option<Clock>,
     rst_budget: RstBudget,
 }
+
+/// How long the walk of a cancelled flush-all waits for room on a full event ring before
+/// it goes on without (see [`Engine::drain_orphaned_detach`]).
+pub const ORPHAN_WAIT_MAX_SECS: u64 = 1;
 
 /// Full expiry sweeps of the slab per second. Timeouts are whole seconds, so a one-second
 /// sweep keeps expiry within a second of due, while a slice on every poll (millions of
@@ -220,6 +226,7 @@ impl Engine {
             next_expire: 0,
             expire_interval,
             scan_budget,
+            orphan_wait_since: None,
             clock: None,
             rst_budget,
         }
@@ -969,11 +976,20 @@ impl Engine {
     /// (the collector queues them past the traffic records' bound).
     fn drain_orphaned_detach(&mut self, now: u64, events: &ArrayQueue<Event>) {
         loop {
-            // A flushed flow's record is never dropped: the walk waits for room on the
-            // ring (this worker is its only producer) as a scan waits on the reply ring.
+            // A flushed flow's record is not dropped while the management side drains the
+            // ring: the walk waits for room (this worker is its only producer) as a scan
+            // waits on the reply ring. The walk frees the slots new flows need, so after
+            // [`ORPHAN_WAIT_MAX_SECS`] of a full ring (a management side that died) it goes
+            // on, records beyond the ring's room dropped and counted.
             if events.capacity() - events.len() < SCAN_CHUNK as usize {
-                self.counters.scan_stalls += 1;
-                return;
+                let since = *self.orphan_wait_since.get_or_insert(now);
+                let limit = ORPHAN_WAIT_MAX_SECS.saturating_mul(self.cfg.ticks_per_sec);
+                if now.wrapping_sub(since) < limit {
+                    self.counters.scan_stalls += 1;
+                    return;
+                }
+            } else {
+                self.orphan_wait_since = None;
             }
             let Engine {
                 shard,
