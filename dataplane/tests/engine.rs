@@ -407,22 +407,29 @@ fn take_flushed_events(h: &Harness) -> usize {
         .count()
 }
 
+/// `rounds` poll loops, taking every reply and, every `events_every` loops, the event
+/// ring's flushed flows' end records: the replies, and how many such records.
+fn poll_collecting(h: &mut Harness, rounds: usize, events_every: usize) -> (Vec<Reply>, usize) {
+    let mut replies = Vec::new();
+    let mut events = 0usize;
+    for round in 1..=rounds {
+        h.now += 10;
+        h.e.poll(h.now, &h.rings);
+        replies.extend(std::iter::from_fn(|| h.rings.replies.pop()));
+        if round % events_every == 0 {
+            events += take_flushed_events(h);
+        }
+    }
+    (replies, events)
+}
+
 /// A flush-all cancelled mid-walk still ends every detached flow: the rest of the walk
 /// runs between bursts and their records go out as flow-end events.
 #[test]
 fn cancelled_flush_of_every_flow_still_ends_and_logs_every_flow() {
     let mut h = Harness::new(policy("reject", "", 1));
     start_and_cancel_a_flush_of_300_flows(&mut h);
-    let mut replies = Vec::new();
-    let mut events = 0usize;
-    for _ in 0..1000 {
-        h.now += 10;
-        h.e.poll(h.now, &h.rings);
-        while let Some(r) = h.rings.replies.pop() {
-            replies.push(r);
-        }
-        events += take_flushed_events(&h);
-    }
+    let (replies, events) = poll_collecting(&mut h, 1000, 1);
     assert!(replies.iter().any(|r| matches!(
         r,
         Reply::ScanDone {
@@ -764,19 +771,8 @@ fn a_cancelled_flush_of_every_flow_waits_for_room_on_a_full_event_ring() {
     let mut h = Harness::new(policy("reject", "", 1));
     h.rings = WorkerRings::new(8, 4096, 40);
     start_and_cancel_a_flush_of_300_flows(&mut h);
-    let mut replies = Vec::new();
-    let mut events = 0usize;
-    for round in 0..1000 {
-        h.now += 10;
-        h.e.poll(h.now, &h.rings);
-        while let Some(r) = h.rings.replies.pop() {
-            replies.push(r);
-        }
-        // The collector keeps up only every tenth loop.
-        if round % 10 == 9 {
-            events += take_flushed_events(&h);
-        }
-    }
+    // The collector keeps up only every tenth loop.
+    let (replies, events) = poll_collecting(&mut h, 1000, 10);
     assert!(h.e.shard().is_empty());
     assert_eq!(h.e.counters().events_dropped, 0);
     assert_eq!(

@@ -60,7 +60,8 @@ impl BatchPool {
     }
 
     /// How many buffers wait to be reused.
-    pub fn spare(&self) -> usize {
+    #[cfg(test)]
+    fn spare(&self) -> usize {
         self.spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
