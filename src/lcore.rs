@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
+use dataplane::flow::Prefetch;
 use dataplane::policy::CompiledPolicy;
 use dataplane::worker::engine::{RstBuf, WorkerRings};
 use dataplane::worker::{Action, DropReason, Engine, EngineConfig, MAX_BURST};
@@ -38,6 +39,17 @@ pub struct Worker {
     pub burst: usize,
 }
 
+/// The shard's bucket and entry hints as real prefetches (`PREFETCHT0`), inlined into the
+/// burst loop.
+struct CachePrefetch;
+
+impl Prefetch for CachePrefetch {
+    #[inline(always)]
+    fn read(p: *const u8) {
+        dpdk_bindings::prefetch_read(p);
+    }
+}
+
 /// Bytes a burst's mbufs carry (for tx byte counters).
 fn burst_bytes<const N: usize>(b: &Burst<N>) -> u64 {
     (0..b.len()).map(|i| b.frame(i).len() as u64).sum()
@@ -56,7 +68,7 @@ impl Worker {
         } = self;
         // Built here, on the worker's lcore: the shard's preallocated table is written
         // (first-touched) by this thread, so its pages come from this lcore's NUMA node.
-        let engine = Engine::new(parts.cfg, parts.policy, parts.rule_hits);
+        let engine = Engine::with_prefetch(parts.cfg, parts.policy, parts.rule_hits);
         RunningWorker {
             engine,
             queues,
@@ -69,7 +81,7 @@ impl Worker {
 }
 
 struct RunningWorker {
-    engine: Engine,
+    engine: Engine<CachePrefetch>,
     queues: Vec<PortQueue>,
     rings: Arc<WorkerRings>,
     pool: Arc<Mempool>,
@@ -83,8 +95,6 @@ impl RunningWorker {
         let mut actions = [Action::Forward; MAX_BURST];
         let mut rsts = RstBuf::new();
         let burst = self.burst.clamp(1, MAX_BURST);
-        // The shard's bucket/entry hints become real prefetches on this core.
-        self.engine.set_prefetcher(dpdk_bindings::prefetch_read);
         // Capture/flush slices between bursts are timed with the TSC.
         self.engine.set_clock(dpdk_bindings::tsc);
         // The table resident now (flat memory from start, no first-touch faults on the

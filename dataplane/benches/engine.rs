@@ -4,9 +4,9 @@
 //! rules; capture of 1,000,000 flows well under a second).
 //!
 //! * `process_burst/1_flow`: every packet hits the same flow (the cache-hot ceiling).
-//! * `process_burst/1M_flows`: a 1,000,000-flow table warmed (with the real prefetch of
-//!   `dpdk_bindings::prefetch_read`; `1M_flows_no_prefetch`: the default no-op hook); the trace is 1,048,576
-//!   frames of random flows laid out contiguously (like an rx ring), so each packet's
+//! * `process_burst/1M_flows`: a 1,000,000-flow table warmed (with the appliance's
+//!   prefetch, `dpdk_bindings::prefetch_read`; `1M_flows_no_prefetch`: an engine over
+//!   `NoPrefetch`, whose hints do nothing); the trace is 1,048,576 frames of random flows laid out contiguously (like an rx ring), so each packet's
 //!   table accesses are cold and its frame read is sequential.
 //! * `new_flows/1000_rules`: TCP SYNs of distinct flows against ~1,000 stateful rules
 //!   (none matching until the last), each creating a flow in a fresh 1M-entry table.
@@ -21,7 +21,7 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{engine, policy, rng, Run, StaticTrace, BURST, FLOWS};
+use common::{engine, engine_without_prefetch, policy, rng, Run, StaticTrace, BURST, FLOWS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::gen::Kind;
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
@@ -34,7 +34,6 @@ fn bench_engine(c: &mut Criterion) {
 
     let one = StaticTrace::new(Kind::Established, 1, BURST, |_| 0);
     let mut run = Run::new(engine(&lab, 65_536));
-    run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
     run.run_trace(&one);
     g.bench_function("1_flow", |b| b.iter(|| run.burst(black_box(&one.frames))));
 
@@ -44,18 +43,24 @@ fn bench_engine(c: &mut Criterion) {
         .collect();
     let warm = StaticTrace::new(Kind::Established, FLOWS, FLOWS as usize, |k| k as u64);
     let trace = StaticTrace::new(Kind::Established, FLOWS, 1 << 20, |k| order[k]);
+    let bursts: Vec<&[&[u8]]> = trace.frames.chunks(BURST).collect();
+    // One table at a time (each is a few hundred MB), the same trace through both.
+    {
+        let mut run = Run::new(engine_without_prefetch(&lab, FLOWS + FLOWS / 8));
+        run.run_trace(&warm);
+        assert_eq!(run.engine.shard().len(), FLOWS, "table not warmed");
+        let mut next = 0usize;
+        g.bench_function("1M_flows_no_prefetch", |b| {
+            b.iter(|| {
+                run.burst(black_box(bursts[next]));
+                next = (next + 1) % bursts.len();
+            })
+        });
+    }
     let mut run = Run::new(engine(&lab, FLOWS + FLOWS / 8));
     run.run_trace(&warm);
     assert_eq!(run.engine.shard().len(), FLOWS, "table not warmed");
-    let bursts: Vec<&[&[u8]]> = trace.frames.chunks(BURST).collect();
     let mut next = 0usize;
-    g.bench_function("1M_flows_no_prefetch", |b| {
-        b.iter(|| {
-            run.burst(black_box(bursts[next]));
-            next = (next + 1) % bursts.len();
-        })
-    });
-    run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
     g.bench_function("1M_flows", |b| {
         b.iter(|| {
             run.burst(black_box(bursts[next]));
@@ -80,7 +85,6 @@ fn bench_engine(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(ROUND);
                 let mut run = Run::new(engine(&rules, ROUND as u32 * 2));
-                run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
                 let start = Instant::now();
                 for b in syns.frames[..n].chunks(BURST) {
                     run.burst(b);
@@ -96,7 +100,6 @@ fn bench_engine(c: &mut Criterion) {
 
     // Capture scan over a 1M-flow table, as Engine::poll slices it.
     let mut run = Run::new(engine(&lab, FLOWS + FLOWS / 8));
-    run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
     run.run_trace(&warm);
     let mut g = c.benchmark_group("capture_scan");
     g.throughput(Throughput::Elements(u64::from(FLOWS)));

@@ -4,16 +4,18 @@
 //!   handled in bursts of 32 the way the engine does it — pass 1 key + hash + bucket
 //!   prefetch for the burst, pass 2 lookup + entry prefetch, pass 3 update. Throughput
 //!   is in packets; time per iteration / 32 = ns per packet. `no_prefetch` is the same
-//!   loop without the prefetch calls (today's prefetch hooks are no-ops, see
-//!   `flow/prefetch.rs`: the two must match; once a real prefetch is possible this pair
-//!   shows what it buys).
+//!   loop without the prefetch calls (the shard prefetches with the appliance's
+//!   `PREFETCHT0`, so the pair shows what it buys).
 //! * `insert/1M_capacity`: new flows per second into a shard filling up to 1,000,000.
 //! * `scan/1M_flows`: capture-style scan slots per second (no match, slices of 4096).
 //!
 //! Run: `cargo bench -p dataplane --bench flow`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::CachePrefetch;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::flow::{FlowId, FlowKey, FlowShard, ShardConfig};
 use dataplane::packet::{proto, tcp_flags, v4_to_addr, PacketMeta};
@@ -61,15 +63,17 @@ fn rng(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-fn shard(capacity: u32) -> FlowShard {
-    FlowShard::new(&ShardConfig {
+type Shard = FlowShard<CachePrefetch>;
+
+fn shard(capacity: u32) -> Shard {
+    FlowShard::with_prefetch(&ShardConfig {
         capacity,
         ticks_per_sec: 1_000_000_000,
         ..ShardConfig::default()
     })
 }
 
-fn filled_shard() -> FlowShard {
+fn filled_shard() -> Shard {
     let mut s = shard(FLOWS);
     for i in 0..FLOWS {
         let m = packet(i, false);
@@ -82,7 +86,7 @@ fn filled_shard() -> FlowShard {
 
 /// One burst through the shard, engine style.
 #[inline(always)]
-fn burst(s: &mut FlowShard, pkts: &[PacketMeta], now: u64, prefetch: bool) -> u32 {
+fn burst(s: &mut Shard, pkts: &[PacketMeta], now: u64, prefetch: bool) -> u32 {
     let mut keys = [(FlowKey::default(), false, 0u64); BURST];
     for (slot, m) in keys.iter_mut().zip(pkts) {
         let (k, sw) = FlowKey::from_meta(m, true);
@@ -96,7 +100,7 @@ fn burst(s: &mut FlowShard, pkts: &[PacketMeta], now: u64, prefetch: bool) -> u3
     for (id, (k, _, h)) in ids.iter_mut().zip(&keys) {
         *id = s.lookup(k, *h);
         if let (true, Some(id)) = (prefetch, *id) {
-            s.prefetch_entry(id);
+            s.prefetch_entry(id, true);
         }
     }
     let mut hits = 0;

@@ -46,7 +46,6 @@ fn warmed(flows: u32) -> Run {
     let lab = policy(0);
     let warm = StaticTrace::new(Kind::Established, flows, flows as usize, |k| k as u64);
     let mut run = Run::new(engine(&lab, flows + flows / 8 + 64));
-    run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
     run.run_trace(&warm);
     assert_eq!(run.engine.shard().len(), flows, "table not warmed");
     run
@@ -101,7 +100,6 @@ fn main() {
             let rules = policy(998);
             let syns = StaticTrace::new(Kind::Syn, packets as u32, packets, |k| k as u64);
             let mut run = Run::new(engine(&rules, packets as u32 * 2));
-            run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
             ipp_measured(&mut || run.run_trace(black_box(&syns)));
             assert_eq!(run.engine.counters().flows_created, packets as u64);
             packets as u64
@@ -112,7 +110,6 @@ fn main() {
             let fill = StaticTrace::new(Kind::Syn, total, flows as usize, |k| k as u64);
             let syns = StaticTrace::new(Kind::Syn, total, packets, |k| u64::from(flows) + k as u64);
             let mut run = Run::new(engine(&rules, flows));
-            run.engine.set_prefetcher(dpdk_bindings::prefetch_read);
             run.run_trace(&fill);
             assert_eq!(run.engine.shard().len(), flows, "table not full");
             ipp_measured(&mut || run.run_trace(black_box(&syns)));

@@ -1,5 +1,5 @@
-//! A safe cache prefetch for the data plane crates, which deny `unsafe` (they take it as a
-//! plain `fn(*const u8)`, e.g. `dataplane::flow::FlowShard::set_prefetcher`).
+//! A safe cache prefetch for the data plane crates, which deny `unsafe` (the binary wraps it
+//! in a `dataplane::flow::Prefetch` implementation, inlined into the burst loop).
 
 /// Hints that the cache line holding `p` is read soon (`PREFETCHT0`, like DPDK's
 /// `rte_prefetch0`). Any address is fine, null or dangling included: a prefetch never

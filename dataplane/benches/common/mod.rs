@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use dataplane::flow::{ShardConfig, TimeoutsSecs};
+use dataplane::flow::{NoPrefetch, Prefetch, ShardConfig, TimeoutsSecs};
 use dataplane::fragments::FragConfig;
 use dataplane::gen::{Family, Generator, Kind, Size, Spec};
 use dataplane::policy::{load_policy, CompiledPolicy};
@@ -60,9 +60,29 @@ rules_file = "bench.rules"
     Arc::new(CompiledPolicy::compile(&p, 1))
 }
 
-pub fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine {
+/// The appliance's prefetch (`PREFETCHT0` through `dpdk_bindings::prefetch_read`).
+pub struct CachePrefetch;
+
+impl Prefetch for CachePrefetch {
+    #[inline(always)]
+    fn read(p: *const u8) {
+        dpdk_bindings::prefetch_read(p);
+    }
+}
+
+/// An engine over a `capacity`-flow table with the appliance's prefetch.
+pub fn engine(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine<CachePrefetch> {
+    engine_with(policy, capacity)
+}
+
+/// [`engine`] whose hints do nothing (what the prefetch buys).
+pub fn engine_without_prefetch(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine<NoPrefetch> {
+    engine_with(policy, capacity)
+}
+
+fn engine_with<P: Prefetch>(policy: &Arc<CompiledPolicy>, capacity: u32) -> Engine<P> {
     let hits = vec![0u64; policy.rules().len()].into_boxed_slice();
-    Engine::new(
+    Engine::with_prefetch(
         EngineConfig {
             worker: 0,
             shard: ShardConfig {
@@ -158,16 +178,16 @@ pub fn rng(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-pub struct Run {
-    pub engine: Engine,
+pub struct Run<P: Prefetch = CachePrefetch> {
+    pub engine: Engine<P>,
     pub rings: WorkerRings,
     pub actions: [Action; MAX_BURST],
     pub rsts: RstBuf,
     pub now: u64,
 }
 
-impl Run {
-    pub fn new(engine: Engine) -> Run {
+impl<P: Prefetch> Run<P> {
+    pub fn new(engine: Engine<P>) -> Run<P> {
         Run {
             engine,
             rings: WorkerRings::new(64, 1 << 16, 1 << 16),

@@ -9,8 +9,8 @@
 //!   eviction, expiry slices and bounded capture/flush scans.
 //! * [`tcp`]: the TCP state machine and sequence-window tracking ([`TcpWindow`],
 //!   [`TcpInvalid`]).
-//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the pluggable
-//!   prefetcher ([`Prefetcher`]; the binary installs a real one) and why.
+//! * `index` (private): the 64-byte-bucket hash index; `prefetch`: the [`Prefetch`] type
+//!   parameter (the binary supplies a real one; [`NoPrefetch`] by default) and why.
 //!
 //! The burst loop is expected to: compute keys and hashes for the burst and call
 //! [`FlowShard::prefetch_bucket`] on each; then [`FlowShard::prefetch_flow`] on each
@@ -29,7 +29,7 @@ pub mod timeouts;
 
 pub use entry::FlowEntry;
 pub use key::{FlowHasher, FlowKey};
-pub use prefetch::{no_prefetch, Prefetcher};
+pub use prefetch::{NoPrefetch, Prefetch};
 pub use shard::{
     EndReason, FlowId, FlowShard, ShardConfig, ShardConfigError, TableFull, Tracked, EVICT_WINDOW,
     MAX_CAPACITY,

@@ -5,10 +5,12 @@
 //! or panics. The shard is owned by one worker (no atomics): both directions of a flow
 //! reach the same worker through symmetric RSS.
 
+use core::marker::PhantomData;
+
 use super::entry::{flag, FlowEntry};
 use super::index::{BucketIndex, LONG_PROBE};
 use super::key::{FlowHasher, FlowKey};
-use super::prefetch::{no_prefetch, Prefetcher};
+use super::prefetch::{NoPrefetch, Prefetch};
 use super::state::{Dir, FlowState};
 use super::tcp::{self, TcpInvalid, TcpWindow};
 use super::timeouts::{Timeouts, TimeoutsSecs};
@@ -164,8 +166,9 @@ impl FlowId {
     }
 }
 
-/// One worker's flow table (see the module docs).
-pub struct FlowShard {
+/// One worker's flow table (see the module docs); `P` turns its hints into real
+/// prefetches (see `flow/prefetch.rs`).
+pub struct FlowShard<P: Prefetch = NoPrefetch> {
     entries: Box<[FlowEntry]>,
     /// TCP window state per slab slot (cold: read only for TCP packets).
     windows: Box<[TcpWindow]>,
@@ -197,14 +200,22 @@ pub struct FlowShard {
     stray: FlowEntry,
     stray_window: TcpWindow,
     /// Warms cache lines ahead of use (see `flow/prefetch.rs`).
-    prefetch: Prefetcher,
+    prefetch: PhantomData<P>,
 }
 
 impl FlowShard {
-    /// Allocates and initialises everything the shard will ever use. Out-of-range
-    /// settings are clamped (capacity to [`MAX_CAPACITY`], percentages to 1..=100 with
-    /// low < high); call [`ShardConfig::validate`] first to reject them instead.
+    /// [`FlowShard::with_prefetch`] without real prefetches (tests, tools).
     pub fn new(cfg: &ShardConfig) -> FlowShard {
+        FlowShard::with_prefetch(cfg)
+    }
+}
+
+impl<P: Prefetch> FlowShard<P> {
+    /// Allocates and initialises everything the shard will ever use; its bucket and entry
+    /// hints go to `P`. Out-of-range settings are clamped (capacity to [`MAX_CAPACITY`],
+    /// percentages to 1..=100 with low < high); call [`ShardConfig::validate`] first to
+    /// reject them instead.
+    pub fn with_prefetch(cfg: &ShardConfig) -> FlowShard<P> {
         let capacity = cfg.capacity.min(MAX_CAPACITY);
         let high = u64::from(cfg.emergency_high_pct.clamp(1, 100));
         let low = u64::from(cfg.emergency_low_pct).min(high - 1);
@@ -235,7 +246,7 @@ impl FlowShard {
             evict_cursor: 0,
             stray: FlowEntry::FREE,
             stray_window: TcpWindow::ZERO,
-            prefetch: no_prefetch,
+            prefetch: PhantomData,
         }
     }
 
@@ -324,27 +335,22 @@ impl FlowShard {
             + self.free.len() * 4
     }
 
-    /// Sets the prefetcher (the binary passes `dpdk_bindings::prefetch_read`; the default
-    /// does nothing).
-    pub fn set_prefetcher(&mut self, prefetch: Prefetcher) {
-        self.prefetch = prefetch;
-    }
-
     /// Hint: the home bucket of `hash` is read soon (pass 1 of a burst).
     #[inline]
     pub fn prefetch_bucket(&self, hash: u64) {
-        (self.prefetch)(self.index.home_ptr(hash));
+        P::read(self.index.home_ptr(hash));
     }
 
     /// Hint: the flow with `hash` is looked up soon: prefetches both lines of the entry
-    /// its home bucket points to (call after [`FlowShard::prefetch_bucket`] had time to
-    /// land; a miss or a tag collision only wastes the hint). Returns that entry's id, the
-    /// candidate to pass to [`FlowShard::lookup_hinted`].
+    /// its home bucket points to, and its TCP window if `tcp` (call after
+    /// [`FlowShard::prefetch_bucket`] had time to land; a miss or a tag collision only
+    /// wastes the hint). Returns that entry's id, the candidate to pass to
+    /// [`FlowShard::lookup_hinted`].
     #[inline]
-    pub fn prefetch_flow(&self, hash: u64) -> Option<FlowId> {
+    pub fn prefetch_flow(&self, hash: u64, tcp: bool) -> Option<FlowId> {
         let id = self.index.first_candidate(hash).map(FlowId);
         if let Some(id) = id {
-            self.prefetch_entry(id);
+            self.prefetch_entry(id, tcp);
         }
         id
     }
@@ -385,16 +391,20 @@ impl FlowShard {
         self.lookup(key, hash)
     }
 
-    /// Hint: entry `id` (both of its cache lines) and its TCP window are read soon.
+    /// Hint: entry `id` (both of its cache lines) and, if `tcp`, its TCP window are read soon.
     #[inline]
-    pub fn prefetch_entry(&self, id: FlowId) {
+    pub fn prefetch_entry(&self, id: FlowId, tcp: bool) {
         if let Some(e) = self.entries.get(id.0 as usize) {
             let p: *const u8 = core::ptr::from_ref(e).cast();
-            (self.prefetch)(p);
-            (self.prefetch)(p.wrapping_add(64));
+            P::read(p);
+            P::read(p.wrapping_add(64));
         }
-        if let Some(w) = self.windows.get(id.0 as usize) {
-            (self.prefetch)(core::ptr::from_ref(w).cast());
+        // Only TCP flows read their window: a UDP packet fetching the line would spend
+        // one of the core's few outstanding misses for nothing.
+        if tcp {
+            if let Some(w) = self.windows.get(id.0 as usize) {
+                P::read(core::ptr::from_ref(w).cast());
+            }
         }
     }
 

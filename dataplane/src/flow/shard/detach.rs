@@ -15,6 +15,7 @@
 
 use super::FlowShard;
 use crate::flow::entry::{flag, FlowEntry};
+use crate::flow::prefetch::Prefetch;
 
 /// A flush-all in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub(super) struct Detached {
     pub(super) cursor: u32,
 }
 
-impl FlowShard {
+impl<P: Prefetch> FlowShard<P> {
     /// Whether [`FlowShard::detach_all`] can run now: no detach in progress and the spare
     /// index is empty (it is emptied in slices after the previous detach).
     pub fn can_detach_all(&self) -> bool {

@@ -338,7 +338,7 @@ fn foreign_ids_do_not_panic() {
     let bogus = FlowId(1_000);
     assert!(!s.entry(bogus).is_live());
     s.update(bogus, false, &udp(1), 1);
-    s.prefetch_entry(bogus);
+    s.prefetch_entry(bogus, true);
     s.remove(bogus);
     assert!(s.is_empty());
 }
@@ -555,7 +555,7 @@ fn a_stale_lookup_hint_never_returns_another_flow() {
     let (kb, _) = FlowKey::from_meta(&b, true);
     let (ha, hb) = (s.hash(&ka), s.hash(&kb));
     let id_a = add(&mut s, &a, 0).unwrap();
-    let hint = s.prefetch_flow(ha);
+    let hint = s.prefetch_flow(ha, false);
     assert_eq!(hint, Some(id_a));
     assert_eq!(s.lookup_hinted(&ka, ha, hint), Some(id_a));
     let id_b = add(&mut s, &b, 1).unwrap();
@@ -592,7 +592,7 @@ fn a_lookup_hint_never_returns_a_detached_flow() {
     let (ka, _) = FlowKey::from_meta(&a, true);
     let ha = s.hash(&ka);
     let id = add(&mut s, &a, 0).unwrap();
-    let hint = s.prefetch_flow(ha);
+    let hint = s.prefetch_flow(ha, false);
     assert_eq!(hint, Some(id));
     assert!(s.detach_all(5));
     assert_eq!(s.lookup(&ka, ha), None);
