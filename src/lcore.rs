@@ -131,6 +131,12 @@ impl RunningWorker {
                 let now = dpdk_bindings::tsc();
                 let in_port = self.queues[qi].port;
                 let peer = self.queues[qi].peer;
+                // The frames' first lines, for the whole burst before pass 1 parses them:
+                // with more mbufs in flight than the cache holds (a NIC ring under load, the
+                // bench's 1M-packet replay) each is a miss, and these overlap.
+                for k in 0..rx.len() {
+                    rx.prefetch_data(k);
+                }
                 {
                     let frames: ArrayVec<&[u8], MAX_BURST> =
                         (0..rx.len()).map(|k| rx.frame(k)).collect();

@@ -163,7 +163,7 @@ impl<const N: usize> Burst<N> {
     #[inline]
     pub fn prefetch_data(&self, i: usize) {
         if let Some(m) = self.get(i) {
-            prefetch0(m.data().as_ptr());
+            crate::prefetch_read(m.data().as_ptr());
         }
     }
 
@@ -221,23 +221,6 @@ impl<const N: usize> std::fmt::Debug for Burst<N> {
             .field("len", &self.len)
             .field("held", &self.held())
             .finish()
-    }
-}
-
-/// `rte_prefetch0`: prefetch the cache line holding `p` into all cache levels.
-#[inline(always)]
-pub(crate) fn prefetch0(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: prefetch is a hint; it never faults, even on invalid addresses.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // SAFETY: as above; the shim wraps rte_prefetch0.
-        unsafe { sys::fg_prefetch0(p.cast()) };
     }
 }
 

@@ -3,8 +3,8 @@
 
 /// Hints that the cache line holding `p` is read soon (`PREFETCHT0`, like DPDK's
 /// `rte_prefetch0`). Any address is fine, null or dangling included: a prefetch never
-/// faults and has no architectural effect. A no-op on targets without one.
-#[inline]
+/// faults and has no architectural effect.
+#[inline(always)]
 pub fn prefetch_read(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` only needs SSE, which every x86_64 CPU has; PREFETCHT0 never
@@ -13,7 +13,10 @@ pub fn prefetch_read(p: *const u8) {
         core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    // SAFETY: as above; the shim wraps `rte_prefetch0`, a hint that never faults.
+    unsafe {
+        crate::sys::fg_prefetch0(p.cast());
+    }
 }
 
 #[cfg(test)]
