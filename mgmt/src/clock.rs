@@ -67,12 +67,20 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// EVE timestamps for a stream of nearby instants (a flush of a million flows logs two
 /// million records within seconds): the date and time of day come from `time` once per
 /// second, only the microseconds are written per call. Same text as [`eve_timestamp`].
-/// A few seconds are kept, because a flow record's start and end alternate between them.
+/// A few seconds are kept, searched in full: a flow record's start and end alternate
+/// between them, and the starts of a table's flows spread over the seconds they were
+/// created in (a cache indexed by the second modulo its size thrashed when two of them
+/// collided).
 #[derive(Debug, Default)]
 pub struct EveStamps {
-    /// `(second, "2021-11-08T18:20:43")`, indexed by the second modulo their count.
-    seconds: [Option<(u64, String)>; 4],
+    /// `(second, "2021-11-08T18:20:43")`.
+    seconds: [Option<(u64, String)>; EVE_STAMP_SECONDS],
+    /// The slot the next new second replaces (round robin).
+    next: usize,
 }
+
+/// Seconds an [`EveStamps`] keeps.
+const EVE_STAMP_SECONDS: usize = 8;
 
 impl EveStamps {
     pub fn format(&mut self, t: SystemTime) -> String {
@@ -81,22 +89,31 @@ impl EveStamps {
         if second >= LAST_EVE_SECOND {
             return eve_timestamp(t); // clamped to year 9999 there
         }
-        let n = self.seconds.len() as u64;
-        let Some(cached) = self.seconds.get_mut((second % n) as usize) else {
-            return eve_timestamp(t);
-        };
-        let prefix = match cached {
-            Some((s, prefix)) if *s == second => prefix,
-            _ => {
-                let prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
-                &mut cached.insert((second, prefix)).1
-            }
-        };
+        let prefix = self.prefix(second);
         // `.{:06}` by itoa and a zero pad: this runs twice per logged flow.
         let mut micros = itoa::Buffer::new();
         let micros = micros.format(since.subsec_micros());
         let pad = "000000".get(micros.len()..).unwrap_or("");
-        [prefix.as_str(), ".", pad, micros, "+0000"].concat()
+        [prefix, ".", pad, micros, "+0000"].concat()
+    }
+
+    /// `second`'s date and time of day, formatted once while it is kept.
+    fn prefix(&mut self, second: u64) -> &str {
+        let found = self
+            .seconds
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|(s, _)| *s == second));
+        let at = found.unwrap_or_else(|| {
+            let at = self.next % EVE_STAMP_SECONDS;
+            self.next = at + 1;
+            at
+        });
+        let slot = &mut self.seconds[at];
+        if found.is_none() {
+            let prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
+            *slot = Some((second, prefix));
+        }
+        slot.as_ref().map_or("", |(_, p)| p.as_str())
     }
 }
 
@@ -140,6 +157,8 @@ mod tests {
             .chain([base - Duration::from_secs(86_400), base, UNIX_EPOCH])
             // Seconds that share a cache place (4 apart), alternating.
             .chain((0..6).map(|i| base + Duration::from_secs(4 * (i % 2))))
+            // More seconds than are kept, revisited out of order.
+            .chain((0..60).map(|i| base + Duration::from_secs(i * 7 % 19)))
             .collect();
         instants.push(UNIX_EPOCH - Duration::from_secs(5));
         instants.push(UNIX_EPOCH + Duration::from_micros(u64::MAX));
