@@ -40,7 +40,8 @@ pub struct Worker {
 }
 
 /// The shard's bucket and entry hints as real prefetches (`PREFETCHT0`), inlined into the
-/// burst loop.
+/// burst loop. (The benches have a twin in `dataplane/benches/common`: dpdk-bindings cannot
+/// implement dataplane's trait.)
 struct CachePrefetch;
 
 impl Prefetch for CachePrefetch {

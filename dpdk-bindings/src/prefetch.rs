@@ -13,7 +13,8 @@ pub fn prefetch_read(p: *const u8) {
         core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above; the shim wraps `rte_prefetch0`, a hint that never faults.
+    // SAFETY: the shim only calls `rte_prefetch0(p)`, a cache hint that never dereferences
+    // `p` architecturally and never faults, whatever the address.
     unsafe {
         crate::sys::fg_prefetch0(p.cast());
     }

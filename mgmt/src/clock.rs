@@ -155,7 +155,7 @@ mod tests {
         let mut instants: Vec<SystemTime> = (0..40)
             .map(|i| base + Duration::from_micros(i * 7))
             .chain([base - Duration::from_secs(86_400), base, UNIX_EPOCH])
-            // Seconds that share a cache place (4 apart), alternating.
+            // Two seconds 4 apart, alternating (they shared a place in the old cache).
             .chain((0..6).map(|i| base + Duration::from_secs(4 * (i % 2))))
             // More seconds than are kept, revisited out of order.
             .chain((0..60).map(|i| base + Duration::from_secs(i * 7 % 19)))

@@ -1,6 +1,6 @@
 //! Setup shared by the engine benchmarks (`engine.rs`, criterion wall-clock; `ipp.rs`,
-//! instructions per packet under callgrind): the bench policy, an engine, frame traces
-//! laid out like an rx ring, and a burst driver.
+//! instructions per packet under callgrind; `flow.rs` takes only the prefetch): the bench
+//! policy, an engine, frame traces laid out like an rx ring, and a burst driver.
 #![allow(dead_code)] // each bench uses its own part
 
 use std::sync::Arc;
@@ -60,7 +60,8 @@ rules_file = "bench.rules"
     Arc::new(CompiledPolicy::compile(&p, 1))
 }
 
-/// The appliance's prefetch (`PREFETCHT0` through `dpdk_bindings::prefetch_read`).
+/// The appliance's prefetch (`PREFETCHT0` through `dpdk_bindings::prefetch_read`), as the
+/// binary's twin in `src/lcore.rs` (dpdk-bindings cannot implement dataplane's trait).
 pub struct CachePrefetch;
 
 impl Prefetch for CachePrefetch {

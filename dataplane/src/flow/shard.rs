@@ -1,7 +1,7 @@
 //! One worker's flow table: a slab of [`FlowEntry`] indexed by stable [`FlowId`]s, a
 //! bucket index over it, a free stack, and incremental expiry / bounded scans.
 //!
-//! Everything is allocated in [`FlowShard::new`]; afterwards no method allocates, locks
+//! Everything is allocated in [`FlowShard::with_prefetch`]; afterwards no method allocates, locks
 //! or panics. The shard is owned by one worker (no atomics): both directions of a flow
 //! reach the same worker through symmetric RSS.
 
@@ -77,7 +77,7 @@ pub enum ShardConfigError {
 }
 
 impl ShardConfig {
-    /// Checks the config; [`FlowShard::new`] clamps whatever this would reject.
+    /// Checks the config; [`FlowShard::with_prefetch`] clamps whatever this would reject.
     pub fn validate(&self) -> Result<(), ShardConfigError> {
         if self.capacity == 0 || self.capacity > MAX_CAPACITY {
             return Err(ShardConfigError::Capacity(self.capacity));

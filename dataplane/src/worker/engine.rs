@@ -1247,7 +1247,8 @@ mod tests {
                 emergency_low_pct: 80,
                 ticks_per_sec: HZ,
                 tombstone_secs: 5,
-                hash_seeds: None,
+                // Fixed: where flows land (hence which hints are given) is the same each run.
+                hash_seeds: Some([1, 2, 3, 4]),
             },
             vlan_zone: true,
             pass_malformed: false,
@@ -1271,10 +1272,22 @@ mod tests {
 
     /// `n` UDP flows created at `now`.
     fn fill<P: Prefetch>(e: &mut Engine<P>, n: u32, now: u64, rings: &WorkerRings) {
+        fill_kind(e, n, now, rings, Kind::Udp);
+    }
+
+    /// One packet (of `kind`) for each of `n` flows at `now`: creates them, or hits them if
+    /// they exist.
+    fn fill_kind<P: Prefetch>(
+        e: &mut Engine<P>,
+        n: u32,
+        now: u64,
+        rings: &WorkerRings,
+        kind: Kind,
+    ) {
         let g = Generator::new(Spec {
             flows: n,
             packets: u64::from(n),
-            kind: Kind::Udp,
+            kind,
             family: Family::Mixed,
             size: Size::Min,
             seed: 3,
@@ -1343,6 +1356,15 @@ mod tests {
         fill_again(&mut e, 1000, &rings);
         let after_hits = HINTS.load(std::sync::atomic::Ordering::Relaxed) - after_create;
         assert_eq!(after_hits, 3000);
+        assert_eq!(e.counters().flows_created, 1000);
+
+        // Known TCP flows: the same, plus the TCP window line their tracking reads.
+        let mut e = engine_with::<CountingPrefetch>(4096, 64);
+        fill_kind(&mut e, 1000, HZ, &rings, Kind::Syn);
+        let before = HINTS.load(std::sync::atomic::Ordering::Relaxed);
+        fill_kind(&mut e, 1000, HZ + 1, &rings, Kind::Syn);
+        let tcp_hits = HINTS.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert_eq!(tcp_hits, 4000);
         assert_eq!(e.counters().flows_created, 1000);
     }
 
