@@ -6,8 +6,9 @@
 //! * `process_burst/1_flow`: every packet hits the same flow (the cache-hot ceiling).
 //! * `process_burst/1M_flows`: a 1,000,000-flow table warmed (with the appliance's
 //!   prefetch, `dpdk_bindings::prefetch_read`; `1M_flows_no_prefetch`: an engine over
-//!   `NoPrefetch`, whose hints do nothing); the trace is 1,048,576 frames of random flows laid out contiguously (like an rx ring), so each packet's
-//!   table accesses are cold and its frame read is sequential.
+//!   `NoPrefetch`, whose hints do nothing); the trace is 1,048,576 frames of random flows
+//!   laid out contiguously (like an rx ring), so each packet's table accesses are cold and
+//!   its frame read is sequential.
 //! * `new_flows/1000_rules`: TCP SYNs of distinct flows against ~1,000 stateful rules
 //!   (none matching until the last), each creating a flow in a fresh 1M-entry table.
 //! * `capture_scan/1M_flows`: a capture matching every flow of a 1,000,000-flow table,
@@ -22,10 +23,32 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use common::{engine, engine_without_prefetch, policy, rng, Run, StaticTrace, BURST, FLOWS};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use dataplane::flow::Prefetch;
 use dataplane::gen::Kind;
 use dataplane::ops::{Cidr, FlowFilter, FlowMatch};
 use dataplane::worker::cmd::{ScanKind, ScanRequest};
+
+/// Warms `run`'s table with `warm`, then times `bursts` (packets of random resident flows)
+/// through it, round after round; the table is freed on return.
+fn bench_table<P: Prefetch>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut run: Run<P>,
+    warm: &StaticTrace,
+    bursts: &[&[&[u8]]],
+) {
+    run.run_trace(warm);
+    assert_eq!(run.engine.shard().len(), FLOWS, "table not warmed");
+    let mut next = 0usize;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            run.burst(black_box(bursts[next]));
+            next = (next + 1) % bursts.len();
+        })
+    });
+}
 
 fn bench_engine(c: &mut Criterion) {
     let lab = policy(0);
@@ -45,30 +68,16 @@ fn bench_engine(c: &mut Criterion) {
     let trace = StaticTrace::new(Kind::Established, FLOWS, 1 << 20, |k| order[k]);
     let bursts: Vec<&[&[u8]]> = trace.frames.chunks(BURST).collect();
     // One table at a time (each is a few hundred MB), the same trace through both.
-    {
-        let mut run = Run::new(engine_without_prefetch(&lab, FLOWS + FLOWS / 8));
-        run.run_trace(&warm);
-        assert_eq!(run.engine.shard().len(), FLOWS, "table not warmed");
-        let mut next = 0usize;
-        g.bench_function("1M_flows_no_prefetch", |b| {
-            b.iter(|| {
-                run.burst(black_box(bursts[next]));
-                next = (next + 1) % bursts.len();
-            })
-        });
-    }
-    let mut run = Run::new(engine(&lab, FLOWS + FLOWS / 8));
-    run.run_trace(&warm);
-    assert_eq!(run.engine.shard().len(), FLOWS, "table not warmed");
-    let mut next = 0usize;
-    g.bench_function("1M_flows", |b| {
-        b.iter(|| {
-            run.burst(black_box(bursts[next]));
-            next = (next + 1) % bursts.len();
-        })
-    });
+    let no_prefetch = Run::new(engine_without_prefetch(&lab, FLOWS + FLOWS / 8));
+    bench_table(&mut g, "1M_flows_no_prefetch", no_prefetch, &warm, &bursts);
+    bench_table(
+        &mut g,
+        "1M_flows",
+        Run::new(engine(&lab, FLOWS + FLOWS / 8)),
+        &warm,
+        &bursts,
+    );
     g.finish();
-    drop(run);
 
     // New flows: each timed round creates up to `ROUND` flows in a fresh table.
     const ROUND: usize = 262_144;

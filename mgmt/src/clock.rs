@@ -99,21 +99,18 @@ impl EveStamps {
 
     /// `second`'s date and time of day, formatted once while it is kept.
     fn prefix(&mut self, second: u64) -> &str {
-        let found = self
+        let kept = self
             .seconds
             .iter()
             .position(|c| c.as_ref().is_some_and(|(s, _)| *s == second));
-        let at = found.unwrap_or_else(|| {
+        let at = kept.unwrap_or_else(|| {
             let at = self.next % EVE_STAMP_SECONDS;
             self.next = at + 1;
+            let prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
+            self.seconds[at] = Some((second, prefix));
             at
         });
-        let slot = &mut self.seconds[at];
-        if found.is_none() {
-            let prefix = utc(UNIX_EPOCH + Duration::from_secs(second), EVE_SECONDS);
-            *slot = Some((second, prefix));
-        }
-        slot.as_ref().map_or("", |(_, p)| p.as_str())
+        self.seconds[at].as_ref().map_or("", |(_, p)| p.as_str())
     }
 }
 

@@ -208,8 +208,8 @@ impl NetflowTimes {
 /// Appends address `a` as text: an IPv4 address as its dotted quad through `itoa` (a
 /// flush of a million flows writes four million addresses, and `core::fmt`'s `Display`
 /// took a third of the log writer's time), an IPv6 one through `Display` (RFC 5952).
-fn write_ip(out: &mut Vec<u8>, a: dataplane::packet::Addr) {
-    match addr_to_ip(a) {
+fn write_ip(out: &mut Vec<u8>, addr: dataplane::packet::Addr) {
+    match addr_to_ip(addr) {
         std::net::IpAddr::V4(v4) => {
             let mut n = itoa::Buffer::new();
             let [a, b, c, d] = v4.octets();

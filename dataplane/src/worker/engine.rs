@@ -292,10 +292,9 @@ impl<P: Prefetch> Engine<P> {
         // prefetch: hints only save work, pass 2's lookup is right without one.)
         let (mut last_hash, mut hint) = (0u64, None);
         for s in staged.iter_mut().take(n) {
-            if s.key.is_some() {
+            if let Some(key) = &s.key {
                 if s.hash != last_hash {
-                    let tcp = s.key.as_ref().is_some_and(|k| k.proto() == proto::TCP);
-                    hint = shard.prefetch_flow(s.hash, tcp);
+                    hint = shard.prefetch_flow(s.hash, key.proto() == proto::TCP);
                     last_hash = s.hash;
                 }
                 s.hint = hint;
